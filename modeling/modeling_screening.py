@@ -1,0 +1,161 @@
+"""A sequence classifier for paper screening: any `AutoModel` encoder, a head from the config, one logit."""
+
+import torch
+from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import logging
+
+from .configuration_screening import ScreeningConfig
+from .heads import HEADS, WeightedLayersHead
+from .losses import screening_loss
+
+logger = logging.get_logger(__name__)
+
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+
+class ScreeningPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading for the screening models."""
+
+    config: ScreeningConfig
+    config_class = ScreeningConfig
+    base_model_prefix = "encoder"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def _init_weights(self, module):
+        """Head layers: normal(0, encoder's initializer_range) weights, zero biases; layer weights uniform."""
+        std = getattr(self.config.encoder_config, "initializer_range", 0.02)
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d)):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, torch.nn.LSTM):
+            for name, param in module.named_parameters():
+                (init.xavier_uniform_ if "weight" in name else init.zeros_)(param)
+        elif isinstance(module, WeightedLayersHead):
+            init.zeros_(module.layer_logits)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+        """Load this project's saved model, or build one around a plain encoder checkpoint.
+
+        A folder or Hub id whose config is not a `ScreeningConfig` (BERT, PubMedBERT, RoBERTa, a
+        `*ForMaskedLM` checkpoint, ...) gives its encoder weights to a new model; the head is new and
+        initialised by `_init_weights`. Keyword arguments that name `ScreeningConfig` fields
+        (`head_type`, `loss_type`, `threshold`, ...) set them in either case.
+        """
+        if config is None and not isinstance(pretrained_model_name_or_path, PreTrainedConfig):
+            hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+            config_dict, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            if config_dict.get("model_type") != ScreeningConfig.model_type:
+                return cls.from_encoder(pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
+
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path, **kwargs):
+        """A new model whose encoder weights come from `encoder_name_or_path`; see `from_pretrained`."""
+        fields = ScreeningConfig.__dataclass_fields__
+        config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k != "encoder_config"}
+        kwargs.pop("trust_remote_code", None)
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **kwargs)
+        config = ScreeningConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
+        config._attn_implementation = encoder.config._attn_implementation
+        model = cls(config)
+        model.encoder.load_state_dict(encoder.state_dict(), strict=True)
+        model.to(encoder.dtype)
+        new = [n for n, _ in model.named_parameters() if not n.startswith(f"{cls.base_model_prefix}.")]
+        logger.warning(
+            f"Built a {config.head_type!r} screening model on the encoder of {encoder_name_or_path}; "
+            f"newly initialised weights (train them): {', '.join(new)}"
+        )
+        return model
+
+
+class ScreeningForSequenceClassification(ScreeningPreTrainedModel):
+    """Encoder + head (`config.head_type`) + loss (`config.loss_type`); one logit per record.
+
+    `config.threshold` is the F-beta-tuned probability threshold: a record is included iff
+    `sigmoid(logit) >= threshold` (see `predict_labels`).
+    """
+
+    def __init__(self, config: ScreeningConfig):
+        super().__init__(config)
+        if config.head_type not in HEADS:
+            raise ValueError(f"head_type must be one of {sorted(HEADS)}, got {config.head_type!r}")
+        self.encoder = AutoModel.from_config(config.encoder_config)
+        self.head = HEADS[config.head_type](config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.encoder.set_input_embeddings(value)
+
+    def resize_token_embeddings(self, *args, **kwargs):
+        embeddings = self.encoder.resize_token_embeddings(*args, **kwargs)
+        self.config.encoder_config.vocab_size = embeddings.weight.shape[0]
+        return embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_hidden_states=None,
+        output_attentions=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, seq)`): token ids.
+            attention_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): 1 for real tokens, 0 for padding.
+            token_type_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*): segment ids, where used.
+            position_ids (`torch.LongTensor` of shape `(batch, seq)`, *optional*): position ids.
+            inputs_embeds (`torch.Tensor` of shape `(batch, seq, hidden)`, *optional*): instead of `input_ids`.
+            labels (`torch.Tensor` of shape `(batch,)`, *optional*): 0/1 labels; when given, the loss is returned.
+            output_hidden_states (`bool`, *optional*): also return the encoder's hidden states.
+            output_attentions (`bool`, *optional*): also return the encoder's attentions.
+            return_dict (`bool`, *optional*): ignored; a `SequenceClassifierOutput` is always returned.
+
+        Returns:
+            `SequenceClassifierOutput` with `logits` of shape `(batch, 1)` and `loss` when `labels` are given.
+        """
+        reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+        if attention_mask is None:
+            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
+        if token_type_ids is not None:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        if position_ids is not None:
+            encoder_inputs["position_ids"] = position_ids
+        outputs = self.encoder(
+            **encoder_inputs,
+            output_hidden_states=bool(self.head.needs_hidden_states or output_hidden_states),
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        logits = self.head(outputs, attention_mask)
+        loss = screening_loss(logits, labels, self.config) if labels is not None else None
+        return SequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if output_hidden_states else None,
+            attentions=outputs.attentions if output_attentions else None,
+        )
+
+    def predict_labels(self, probabilities):
+        """0/1 labels at the tuned threshold: 1 iff `probability >= config.threshold`."""
+        return (torch.as_tensor(probabilities) >= self.config.threshold).long()
+
+
+__all__ = ["ScreeningPreTrainedModel", "ScreeningForSequenceClassification"]

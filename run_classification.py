@@ -1,0 +1,426 @@
+#!/usr/bin/env python
+"""Fine-tune an encoder to screen papers for a systematic review (include/exclude from title + abstract).
+
+One logit per record, BCE-family loss, and an F-beta (beta 7 by default) threshold searched on the
+validation predictions and saved in the model's config. Follows transformers' `run_classification.py`:
+
+    accelerate launch run_classification.py --model_name_or_path <encoder or saved model> \
+        --train_file train.csv --test_file test.csv --do_train --do_eval --do_predict --output_dir out
+
+All flags: `python run_classification.py --help`. A single .json or .yaml file of arguments works too.
+"""
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+import transformers
+from sklearn.model_selection import train_test_split
+from transformers import (
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from modeling import HEADS, ScreeningForSequenceClassification
+from modeling.configuration_screening import LOSS_TYPES
+from screening import io
+from screening.data import ScreeningInputError, build_texts, load_split
+from screening.metrics import screening_metrics, sigmoid
+
+logger = logging.getLogger(__name__)
+
+RESULT_FILES = ("all_results.json", "predictions.csv", "submission.csv", "eval_predictions.csv")
+
+
+@dataclass
+class ModelArguments:
+    """Which encoder or saved model to start from, and the head and loss to put on it."""
+
+    model_name_or_path: str = field(
+        metadata={
+            "help": "An encoder checkpoint (folder or Hub id: BERT, PubMedBERT, RoBERTa, DeBERTa, ...) to build a "
+            "screening model on, or a screening model saved by this script."
+        }
+    )
+    head_type: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Head on the encoder, one of: {', '.join(HEADS)}. Default: 'cls' for a new model, "
+            "the saved head for a screening model."
+        },
+    )
+    head_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout before the head's last Linear (default 0.1)."}
+    )
+    loss_type: str | None = field(
+        default=None, metadata={"help": f"Loss, one of: {', '.join(LOSS_TYPES)} (default bce)."}
+    )
+    pos_weight: str | None = field(
+        default=None,
+        metadata={
+            "help": "Positive-class weight for the BCE losses: a number, or 'auto' for negatives/positives "
+            "of the training data. Implies nothing about loss_type; weighted_bce requires it."
+        },
+    )
+    focal_alpha: float | None = field(
+        default=None, metadata={"help": "Focal loss alpha (positive weight, default 0.25)."}
+    )
+    focal_gamma: float | None = field(default=None, metadata={"help": "Focal loss gamma (default 2.0)."})
+    label_smoothing: float | None = field(
+        default=None, metadata={"help": "Label smoothing s: targets become y(1-s)+s/2 (default 0)."}
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer folder or Hub id, if not the model's own."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache models downloaded from the Hub."})
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models (else the login's)."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow a Hub model's own code to run (needed for some encoders)."}
+    )
+    attn_implementation: str | None = field(
+        default="sdpa", metadata={"help": "Attention kernel: sdpa (default), eager, flash_attention_2, ..."}
+    )
+
+    def config_overrides(self):
+        """ScreeningConfig fields given on the command line (pos_weight is resolved later)."""
+        names = ("head_type", "head_dropout", "loss_type", "focal_alpha", "focal_gamma", "label_smoothing")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass
+class DataTrainingArguments:
+    """What data to train, evaluate and predict on, and how to turn records into model inputs."""
+
+    train_file: str | None = field(default=None, metadata={"help": "Labelled training data (.csv or .jsonl)."})
+    validation_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Labelled validation data (.csv or .jsonl); the threshold is tuned on it. Without it, "
+            "--validation_split_percentage of the training data is held out."
+        },
+    )
+    test_file: str | None = field(
+        default=None, metadata={"help": "Data to predict (.csv or .jsonl, no label needed), for --do_predict."}
+    )
+    text_columns: str = field(
+        default="title,abstract", metadata={"help": "Comma-separated text columns, joined by --text_separator."}
+    )
+    label_column: str = field(default="judgement", metadata={"help": "Column of 0/1 labels (1 = include)."})
+    id_column: str = field(default="id", metadata={"help": "Column of unique record ids."})
+    text_separator: str | None = field(
+        default=None, metadata={"help": "Put between text columns (default: the tokenizer's sep token, e.g. [SEP])."}
+    )
+    max_seq_length: int = field(
+        default=512, metadata={"help": "Longest input in tokens, after truncation; capped at the model's limit."}
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every input to max_seq_length (slow). Default: pad each batch to its longest input."},
+    )
+    validation_split_percentage: float = field(
+        default=20,
+        metadata={
+            "help": "Percent of the training data held out (stratified by label) when there is no "
+            "--validation_file; 0 disables."
+        },
+    )
+    beta: float = field(default=7.0, metadata={"help": "Beta of the F-beta score the threshold is tuned for."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training records."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation records."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test records."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow writing over results already in --output_dir (else the run stops; checkpoints "
+            "found there are resumed from)."
+        },
+    )
+
+    @property
+    def text_column_list(self):
+        return [c.strip() for c in self.text_columns.split(",") if c.strip()]
+
+
+def parse_args():
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    if len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
+        path = os.path.abspath(sys.argv[1])
+        if sys.argv[1].endswith(".json"):
+            return parser.parse_json_file(json_file=path)
+        return parser.parse_yaml_file(yaml_file=path)
+    return parser.parse_args_into_dataclasses()
+
+
+def setup_logging(training_args):
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+def check_args(model_args, data_args, training_args):
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        raise ScreeningInputError("nothing to do: give at least one of --do_train, --do_eval, --do_predict")
+    if training_args.do_train and not data_args.train_file:
+        raise ScreeningInputError("--do_train needs --train_file")
+    if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
+        raise ScreeningInputError("--do_eval needs --validation_file (or --train_file to split one off)")
+    if training_args.do_predict and not data_args.test_file:
+        raise ScreeningInputError("--do_predict needs --test_file")
+    if model_args.head_type is not None and model_args.head_type not in HEADS:
+        raise ScreeningInputError(f"--head_type must be one of {', '.join(HEADS)}; got {model_args.head_type!r}")
+    if model_args.loss_type is not None and model_args.loss_type not in LOSS_TYPES:
+        raise ScreeningInputError(f"--loss_type must be one of {', '.join(LOSS_TYPES)}; got {model_args.loss_type!r}")
+    if not 0 <= data_args.validation_split_percentage < 100:
+        raise ScreeningInputError("--validation_split_percentage must be in [0, 100)")
+    if not data_args.text_column_list:
+        raise ScreeningInputError("--text_columns names no column")
+
+
+def detect_last_checkpoint(training_args, data_args):
+    """Transformers' convention: resume from the last checkpoint in output_dir; refuse to overwrite results."""
+    out = Path(training_args.output_dir)
+    if not out.is_dir() or data_args.overwrite_output_dir:
+        return None
+    last = get_last_checkpoint(str(out)) if training_args.do_train else None
+    if last is not None:
+        if training_args.resume_from_checkpoint is None:
+            logger.info(f"Checkpoint found in {out}: resuming from {last}. Use --overwrite_output_dir to start over.")
+        return last
+    found = [f for f in RESULT_FILES if (out / f).exists()]
+    if found:
+        raise ScreeningInputError(
+            f"--output_dir {out} already holds results ({', '.join(found)}); use --overwrite_output_dir to replace them"
+        )
+    return None
+
+
+def load_data(data_args, training_args):
+    """Train / validation / test DataFrames (None where not needed)."""
+    cols, id_col, label_col = data_args.text_column_list, data_args.id_column, data_args.label_column
+    train = validation = test = None
+    if data_args.train_file and (training_args.do_train or not data_args.validation_file):
+        train = load_split(data_args.train_file, cols, id_col, label_col, "--train_file")
+    if data_args.validation_file and (training_args.do_train or training_args.do_eval):
+        validation = load_split(data_args.validation_file, cols, id_col, label_col, "--validation_file")
+    elif train is not None and data_args.validation_split_percentage > 0:
+        fraction = data_args.validation_split_percentage / 100
+        stratify = train["labels"] if train["labels"].value_counts().min() >= 2 else None
+        train, validation = train_test_split(
+            train, test_size=fraction, stratify=stratify, random_state=training_args.seed
+        )
+        train, validation = train.reset_index(drop=True), validation.reset_index(drop=True)
+        logger.info(f"Held out {len(validation)} of the training records for validation (stratified)")
+    if training_args.do_train and train["labels"].nunique() < 2:
+        raise ScreeningInputError(f"--train_file: {data_args.train_file}: training data holds only one class")
+    if training_args.do_eval and validation is None:
+        raise ScreeningInputError("--do_eval: no validation data (give --validation_file or a split percentage > 0)")
+    if training_args.do_predict:
+        test = load_split(data_args.test_file, cols, id_col, None, "--test_file")
+    limits = (data_args.max_train_samples, data_args.max_eval_samples, data_args.max_predict_samples)
+    train, validation, test = (
+        f.iloc[:n].reset_index(drop=True) if f is not None and n is not None else f
+        for f, n in zip((train, validation, test), limits)
+    )
+    return train, validation, test
+
+
+def resolve_max_length(requested, tokenizer, model):
+    limits = [requested]
+    if tokenizer.model_max_length and tokenizer.model_max_length < 1_000_000:
+        limits.append(tokenizer.model_max_length)
+    if getattr(model.config.encoder_config, "max_position_embeddings", None):
+        limits.append(model.config.encoder_config.max_position_embeddings)
+    length = min(limits)
+    if length < requested:
+        logger.warning(f"--max_seq_length {requested} is more than the model's limit; using {length}")
+    return length
+
+
+def tokenize(frame, tokenizer, data_args, max_length, training_args, desc):
+    """A tokenized `datasets.Dataset` (input ids, attention mask[, labels]); texts built the same way for
+    every split."""
+    separator = data_args.text_separator or tokenizer.sep_token or "|"
+    table = {"text": build_texts(frame, data_args.text_column_list, separator)}
+    if "labels" in frame:
+        table["labels"] = frame["labels"].astype(np.float32).to_numpy()
+    dataset = datasets.Dataset.from_dict(table)
+    padding = "max_length" if data_args.pad_to_max_length else False
+
+    def encode(batch):
+        return tokenizer(batch["text"], padding=padding, truncation=True, max_length=max_length)
+
+    with training_args.main_process_first(desc=desc):
+        return dataset.map(
+            encode, batched=True, remove_columns=["text"], num_proc=data_args.preprocessing_num_workers, desc=desc
+        )
+
+
+def resolve_pos_weight(value, train):
+    if value is None:
+        return None
+    if value == "auto":
+        positives = int(train["labels"].sum())
+        return float((len(train) - positives) / max(positives, 1))
+    try:
+        return float(value)
+    except ValueError:
+        raise ScreeningInputError(f"--pos_weight must be a number or 'auto'; got {value!r}") from None
+
+
+def load_model(model_args, data_args, train):
+    overrides = model_args.config_overrides()
+    pos_weight = resolve_pos_weight(model_args.pos_weight, train) if train is not None else None
+    if pos_weight is not None:
+        overrides["pos_weight"] = pos_weight
+    overrides.setdefault("cnn_seq_length", data_args.max_seq_length)
+    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.tokenizer_name or model_args.model_name_or_path,
+        trust_remote_code=model_args.trust_remote_code,
+        **hub,
+    )
+    model = ScreeningForSequenceClassification.from_pretrained(
+        model_args.model_name_or_path,
+        attn_implementation=model_args.attn_implementation,
+        trust_remote_code=model_args.trust_remote_code,
+        **hub,
+        **overrides,
+    )
+    return tokenizer, model
+
+
+def make_compute_metrics(beta):
+    def compute_metrics(eval_pred):
+        return screening_metrics(eval_pred.label_ids, sigmoid(eval_pred.predictions), beta)
+
+    return compute_metrics
+
+
+def write_predictions(path, ids, probabilities, labels=None, predicted=None):
+    frame = pd.DataFrame({"id": ids, "probability": probabilities})
+    if labels is not None:
+        frame["label"] = labels
+    if predicted is not None:
+        frame["prediction"] = predicted
+    io.write_csv(path, frame)
+
+
+def main():
+    model_args, data_args, training_args = parse_args()
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank: {training_args.local_process_index}, device: {training_args.device}, "
+        f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value == 'distributed'}"
+    )
+    logger.info(f"Training/evaluation parameters {training_args}")
+    check_args(model_args, data_args, training_args)
+    last_checkpoint = detect_last_checkpoint(training_args, data_args)
+    set_seed(training_args.seed)
+
+    train, validation, test = load_data(data_args, training_args)
+    tokenizer, model = load_model(model_args, data_args, train)
+    max_length = resolve_max_length(data_args.max_seq_length, tokenizer, model)
+    train_ds = (
+        tokenize(train, tokenizer, data_args, max_length, training_args, "Tokenizing train")
+        if training_args.do_train
+        else None
+    )
+    eval_ds = (
+        tokenize(validation, tokenizer, data_args, max_length, training_args, "Tokenizing validation")
+        if validation is not None and (training_args.do_train or training_args.do_eval)
+        else None
+    )
+    test_ds = (
+        tokenize(test, tokenizer, data_args, max_length, training_args, "Tokenizing test") if test is not None else None
+    )
+    model.config.beta = data_args.beta
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(
+            tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None
+        ),
+        compute_metrics=make_compute_metrics(data_args.beta),
+    )
+    out = Path(training_args.output_dir)
+    summary = {}
+
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = dict(result.metrics, train_samples=len(train_ds))
+        trainer.save_model()
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+
+    if training_args.do_eval:
+        logger.info("*** Evaluate and tune the threshold ***")
+        output = trainer.predict(eval_ds, metric_key_prefix="eval")
+        metrics = dict(output.metrics, eval_samples=len(eval_ds))
+        model.config.threshold = float(metrics["eval_threshold"])
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        trainer.save_model()  # the tuned threshold is part of the saved model
+        if trainer.is_world_process_zero():
+            probabilities = sigmoid(output.predictions)
+            predicted = (probabilities >= model.config.threshold).astype(int)
+            write_predictions(
+                out / "eval_predictions.csv", validation["id"], probabilities, validation["labels"], predicted
+            )
+        summary.update(
+            {k: metrics.get(f"eval_{k}") for k in ("fbeta", "threshold", "wss_95", "roc_auc", "recall", "precision")}
+        )
+
+    if training_args.do_predict:
+        logger.info(f"*** Predict at threshold {model.config.threshold:.6g} ***")
+        output = trainer.predict(test_ds, metric_key_prefix="predict")
+        if trainer.is_world_process_zero():
+            probabilities = sigmoid(output.predictions)
+            labels = (probabilities >= model.config.threshold).astype(int)
+            write_predictions(out / "predictions.csv", test["id"], probabilities, predicted=labels)
+            io.write_csv(out / "submission.csv", pd.DataFrame({"id": test["id"], "judgement": labels}), header=False)
+            summary.update(predicted_includes=int(labels.sum()), predicted_records=len(labels))
+
+    if trainer.is_world_process_zero():
+        figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
+        print(
+            f"\nDone. {figures}\nOutputs in {out.resolve()}: "
+            + ", ".join(sorted(p.name for p in out.iterdir() if p.is_file()))
+        )
+
+
+def cli():
+    try:
+        main()
+    except ScreeningInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()
