@@ -10,8 +10,8 @@ validation predictions and saved in the model's config. Follows transformers' `r
 All flags: `python run_classification.py --help`. A single .json or .yaml file of arguments works too.
 """
 
+import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import datasets
 import numpy as np
 import pandas as pd
 import transformers
+import yaml
 from sklearn.model_selection import train_test_split
 from transformers import (
     AutoTokenizer,
@@ -29,17 +30,27 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
 from screening import io
-from screening.data import ScreeningInputError, build_texts, load_split
+from screening.data import ScreeningInputError, build_texts, check_two_classes, load_split
 from screening.metrics import screening_metrics, sigmoid
+from screening.runs import resolve_output_dir, save_metrics, save_trainer_state
 
 logger = logging.getLogger(__name__)
 
-RESULT_FILES = ("all_results.json", "predictions.csv", "submission.csv", "eval_predictions.csv")
+# Files that mark --output_dir as holding an earlier run's results: kept unless --overwrite_output_dir.
+RESULT_FILES = (
+    "all_results.json",
+    "train_results.json",
+    "eval_results.json",
+    "predictions.csv",
+    "submission.csv",
+    "eval_predictions.csv",
+    "oof.csv",
+    "model.safetensors",
+)
 
 
 @dataclass
@@ -153,14 +164,50 @@ class DataTrainingArguments:
         return [c.strip() for c in self.text_columns.split(",") if c.strip()]
 
 
-def parse_args():
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
-    if len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
-        path = os.path.abspath(sys.argv[1])
-        if sys.argv[1].endswith(".json"):
-            return parser.parse_json_file(json_file=path)
-        return parser.parse_yaml_file(yaml_file=path)
-    return parser.parse_args_into_dataclasses()
+class ArgumentParser(HfArgumentParser):
+    """HfArgumentParser whose errors (unknown flag, bad value) are one line: `error: ...`, exit 2."""
+
+    def error(self, message):
+        raise ScreeningInputError(message)
+
+
+def read_args_file(path):
+    """The arguments in a .json or .yaml file, as a dict; a one-line error naming the file and the place."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScreeningInputError(f"{path}: cannot read the arguments file ({type(err).__name__})") from None
+    try:
+        args = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except json.JSONDecodeError as err:
+        where = f"line {err.lineno}, column {err.colno}"
+        raise ScreeningInputError(f"{path}: not valid JSON: {err.msg} at {where}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ScreeningInputError(f"{path}: not valid YAML: {problem}{where}") from None
+    if not isinstance(args, dict):
+        raise ScreeningInputError(f"{path}: expected a mapping of argument names to values, got {type(args).__name__}")
+    return args
+
+
+def parse_args(argv=None):
+    """Flags, or a single .json/.yaml file of arguments. Any mistake is a ScreeningInputError."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = ArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    from_file = len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml"))
+    try:
+        if from_file:
+            return parser.parse_dict(read_args_file(argv[0]))
+        *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except ScreeningInputError:
+        raise
+    except (ValueError, TypeError) as err:  # unknown keys, or a check in TrainingArguments.__post_init__
+        raise ScreeningInputError((f"{argv[0]}: " if from_file else "") + " ".join(str(err).split())) from None
+    if unknown:
+        raise ScreeningInputError(f"unknown arguments: {' '.join(unknown)} (see --help)")
+    return tuple(parsed)
 
 
 def setup_logging(training_args):
@@ -196,24 +243,6 @@ def check_args(model_args, data_args, training_args):
         raise ScreeningInputError("--text_columns names no column")
 
 
-def detect_last_checkpoint(training_args, data_args):
-    """Transformers' convention: resume from the last checkpoint in output_dir; refuse to overwrite results."""
-    out = Path(training_args.output_dir)
-    if not out.is_dir() or data_args.overwrite_output_dir:
-        return None
-    last = get_last_checkpoint(str(out)) if training_args.do_train else None
-    if last is not None:
-        if training_args.resume_from_checkpoint is None:
-            logger.info(f"Checkpoint found in {out}: resuming from {last}. Use --overwrite_output_dir to start over.")
-        return last
-    found = [f for f in RESULT_FILES if (out / f).exists()]
-    if found:
-        raise ScreeningInputError(
-            f"--output_dir {out} already holds results ({', '.join(found)}); use --overwrite_output_dir to replace them"
-        )
-    return None
-
-
 def load_data(data_args, training_args):
     """Train / validation / test DataFrames (None where not needed)."""
     cols, id_col, label_col = data_args.text_column_list, data_args.id_column, data_args.label_column
@@ -230,8 +259,6 @@ def load_data(data_args, training_args):
         )
         train, validation = train.reset_index(drop=True), validation.reset_index(drop=True)
         logger.info(f"Held out {len(validation)} of the training records for validation (stratified)")
-    if training_args.do_train and train["labels"].nunique() < 2:
-        raise ScreeningInputError(f"--train_file: {data_args.train_file}: training data holds only one class")
     if training_args.do_eval and validation is None:
         raise ScreeningInputError("--do_eval: no validation data (give --validation_file or a split percentage > 0)")
     if training_args.do_predict:
@@ -241,6 +268,14 @@ def load_data(data_args, training_args):
         f.iloc[:n].reset_index(drop=True) if f is not None and n is not None else f
         for f, n in zip((train, validation, test), limits)
     )
+    if training_args.do_train:
+        check_two_classes(train["labels"], data_args.train_file, "--train_file")
+    if training_args.do_eval:  # the threshold is tuned on it
+        if data_args.validation_file:
+            check_two_classes(validation["labels"], data_args.validation_file, "--validation_file", "validation data")
+        else:
+            fix = "give --validation_file or a larger --validation_split_percentage"
+            check_two_classes(validation["labels"], data_args.train_file, "--train_file", "validation split", fix)
     return train, validation, test
 
 
@@ -294,18 +329,25 @@ def load_model(model_args, data_args, train):
         overrides["pos_weight"] = pos_weight
     overrides.setdefault("cnn_seq_length", data_args.max_seq_length)
     hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_args.tokenizer_name or model_args.model_name_or_path,
-        trust_remote_code=model_args.trust_remote_code,
-        **hub,
-    )
-    model = ScreeningForSequenceClassification.from_pretrained(
-        model_args.model_name_or_path,
-        attn_implementation=model_args.attn_implementation,
-        trust_remote_code=model_args.trust_remote_code,
-        **hub,
-        **overrides,
-    )
+    flag = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_args.tokenizer_name or model_args.model_name_or_path,
+            trust_remote_code=model_args.trust_remote_code,
+            **hub,
+        )
+        flag = "--model_name_or_path"
+        model = ScreeningForSequenceClassification.from_pretrained(
+            model_args.model_name_or_path,
+            attn_implementation=model_args.attn_implementation,
+            trust_remote_code=model_args.trust_remote_code,
+            **hub,
+            **overrides,
+        )
+    except OSError as err:  # not a folder nor a reachable Hub id, or no weights/tokenizer in it
+        name = model_args.tokenizer_name if flag == "--tokenizer_name" else model_args.model_name_or_path
+        what = "cannot load from the folder" if Path(name).is_dir() else "is neither a local folder nor a Hub model"
+        raise ScreeningInputError(f"{flag} {name} {what}: {' '.join(str(err).split())}") from None
     return tokenizer, model
 
 
@@ -334,7 +376,14 @@ def main():
     )
     logger.info(f"Training/evaluation parameters {training_args}")
     check_args(model_args, data_args, training_args)
-    last_checkpoint = detect_last_checkpoint(training_args, data_args)
+    # Every check of the user's input runs before Trainer(...) creates output_dir.
+    last_checkpoint = resolve_output_dir(
+        training_args.output_dir,
+        RESULT_FILES,
+        training_args.do_train,
+        data_args.overwrite_output_dir,
+        training_args.resume_from_checkpoint,
+    )
     set_seed(training_args.seed)
 
     train, validation, test = load_data(data_args, training_args)
@@ -367,16 +416,17 @@ def main():
         compute_metrics=make_compute_metrics(data_args.beta),
     )
     out = Path(training_args.output_dir)
-    summary = {}
+    main_process = trainer.is_world_process_zero()
+    summary, all_metrics = {}, {}
 
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
         metrics = dict(result.metrics, train_samples=len(train_ds))
         trainer.save_model()
         trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
+        if main_process:
+            save_metrics(out, "train", metrics, all_metrics)
+            save_trainer_state(trainer, out)
 
     if training_args.do_eval:
         logger.info("*** Evaluate and tune the threshold ***")
@@ -384,9 +434,9 @@ def main():
         metrics = dict(output.metrics, eval_samples=len(eval_ds))
         model.config.threshold = float(metrics["eval_threshold"])
         trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
         trainer.save_model()  # the tuned threshold is part of the saved model
-        if trainer.is_world_process_zero():
+        if main_process:
+            save_metrics(out, "eval", metrics, all_metrics)
             probabilities = sigmoid(output.predictions)
             predicted = (probabilities >= model.config.threshold).astype(int)
             write_predictions(
@@ -399,14 +449,14 @@ def main():
     if training_args.do_predict:
         logger.info(f"*** Predict at threshold {model.config.threshold:.6g} ***")
         output = trainer.predict(test_ds, metric_key_prefix="predict")
-        if trainer.is_world_process_zero():
+        if main_process:
             probabilities = sigmoid(output.predictions)
             labels = (probabilities >= model.config.threshold).astype(int)
             write_predictions(out / "predictions.csv", test["id"], probabilities, predicted=labels)
             io.write_csv(out / "submission.csv", pd.DataFrame({"id": test["id"], "judgement": labels}), header=False)
             summary.update(predicted_includes=int(labels.sum()), predicted_records=len(labels))
 
-    if trainer.is_world_process_zero():
+    if main_process:
         figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
         print(
             f"\nDone. {figures}\nOutputs in {out.resolve()}: "

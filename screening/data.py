@@ -1,5 +1,8 @@
 """Loading and checking screening tables (CSV or JSON lines) and building model texts."""
 
+import difflib
+import html
+import io
 import re
 from pathlib import Path
 
@@ -11,11 +14,30 @@ class ScreeningInputError(ValueError):
     """A user's input is wrong; the message is one line naming the file and column, row or flag."""
 
 
+LABEL_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
+"""Accepted label spellings. "0.0"/"1.0" are accepted because spreadsheets and pandas write integer
+columns with a missing value as floats; everything else ("yes", 2, "", "nan", "true") is an error."""
+
+
 def _rows(index, limit=10):
-    """1-based data-row numbers (the header is not counted) for messages."""
+    """Row numbers for messages, one convention everywhere: 1-based data rows, the header not counted (row 1
+    is the first record after a CSV's header, or a JSON-lines file's first line)."""
     rows = [int(i) + 1 for i in index[:limit]]
     more = f" and {len(index) - limit} more" if len(index) > limit else ""
-    return ", ".join(map(str, rows)) + more
+    return f"rows {', '.join(map(str, rows))}{more} (1-based, header not counted)"
+
+
+def _decode_utf8(path, flag):
+    """The file's text; a one-line error naming the line and byte if it is not UTF-8 (a BOM is dropped)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ScreeningInputError(
+            f"{flag}: {path} is not UTF-8 text (line {line}, byte {err.start}: {raw[err.start : err.start + 1]!r}); "
+            "re-save it as UTF-8"
+        ) from None
 
 
 def read_table(path, flag="--train_file"):
@@ -24,55 +46,87 @@ def read_table(path, flag="--train_file"):
     if not path.is_file():
         raise ScreeningInputError(f"{flag}: file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json", ".jsonl"):
+        raise ScreeningInputError(f"{flag}: {path}: expected a .csv, .json or .jsonl file")
+    text = _decode_utf8(path, flag)
+    if not text.strip():
+        raise ScreeningInputError(f"{flag}: {path} is empty")
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        elif suffix in (".json", ".jsonl"):
-            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
-            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         else:
-            raise ScreeningInputError(f"{flag}: {path}: expected a .csv, .json or .jsonl file")
-    except UnicodeDecodeError as err:
-        raise ScreeningInputError(f"{flag}: {path} is not UTF-8 text (byte {err.start})") from None
-    except pd.errors.EmptyDataError:
-        raise ScreeningInputError(f"{flag}: {path} is empty") from None
+            frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+            frame = frame.astype(object).where(frame.notna(), "").astype(str)
     except (pd.errors.ParserError, ValueError) as err:
-        if isinstance(err, ScreeningInputError):
-            raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ScreeningInputError(f"{flag}: {path} could not be parsed: {first}") from None
     if frame.empty:
-        raise ScreeningInputError(f"{flag}: {path} has no data rows")
+        raise ScreeningInputError(f"{flag}: {path} has a header but no data rows")
     return frame
 
 
-def check_columns(frame, columns, path, flag):
-    missing = [c for c in columns if c not in frame.columns]
+def check_columns(frame, columns, path, flag, column_flags=None):
+    """Every name in `columns` is a column of `frame`; `column_flags` maps a name to the flag that set it."""
+    present = [str(c) for c in frame.columns]
+    missing = [c for c in columns if c not in present]
     if missing:
+        name = missing[0]
+        close = difflib.get_close_matches(name.lower(), [c.lower() for c in present], n=1, cutoff=0.6)
+        hint = f"; did you mean {present[[c.lower() for c in present].index(close[0])]!r}?" if close else ""
+        set_by = f" (set by {column_flags[name]})" if column_flags and name in column_flags else ""
         raise ScreeningInputError(
-            f"{flag}: {path} has no column {', '.join(map(repr, missing))}; "
-            f"columns present: {', '.join(map(str, frame.columns))}"
+            f"{flag}: {path} has no column {', '.join(map(repr, missing))}{set_by}; "
+            f"columns present: {', '.join(present)}{hint}"
         )
 
 
 def parse_labels(frame, column, path, flag):
-    """0/1 integer labels; anything else is an error naming its rows."""
+    """0/1 integer labels (see LABEL_VALUES); anything else is an error naming its rows."""
     raw = frame[column].astype(str).str.strip()
-    bad = raw[~raw.isin(["0", "1", "0.0", "1.0"])]
+    bad = raw[~raw.isin(list(LABEL_VALUES))]
     if len(bad):
-        examples = ", ".join(sorted({repr(v) for v in bad.iloc[:5]}))
+        examples = ", ".join(sorted({repr(v) for v in bad.iloc[:20]})[:5])
         raise ScreeningInputError(
-            f"{flag}: {path}: column {column!r} must hold 0 or 1; rows {_rows(bad.index)} hold {examples}"
+            f"{flag}: {path}: column {column!r} must hold 0 or 1; {_rows(bad.index)} hold {examples}"
         )
-    return raw.astype(float).astype(np.int64).to_numpy()
+    return raw.map(LABEL_VALUES).to_numpy(dtype=np.int64)
 
 
 def check_unique_ids(frame, column, path, flag):
-    duplicated = frame.index[frame[column].duplicated(keep=False)]
+    ids = frame[column].astype(str).str.strip()
+    empty = frame.index[ids == ""]
+    if len(empty):
+        raise ScreeningInputError(f"{flag}: {path}: column {column!r} is empty in {_rows(empty)}")
+    duplicated = frame.index[ids.duplicated(keep=False)]
     if len(duplicated):
         raise ScreeningInputError(
-            f"{flag}: {path}: column {column!r} has duplicate ids {sorted(set(frame.loc[duplicated, column]))[:5]} "
-            f"(rows {_rows(duplicated)})"
+            f"{flag}: {path}: column {column!r} has duplicate ids {sorted(set(ids[duplicated]))[:5]} "
+            f"in {_rows(duplicated)}"
+        )
+
+
+def check_two_classes(labels, path, flag, what="training data", fix=""):
+    """Both labels occur: a model cannot learn, nor a threshold be tuned, from one class."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)
+    if counts.min() == 0:
+        only = "1 (include)" if counts[0] == 0 else "0 (exclude)"
+        raise ScreeningInputError(
+            f"{flag}: {path}: the {what} holds only label {only}; both 0 and 1 are needed{'; ' + fix if fix else ''}"
+        )
+
+
+def check_folds(labels, num_folds, path, flag="--train_file"):
+    """Stratified K-fold needs both labels in every fold: K >= 2 and K <= the count of the rarer label."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)
+    rarer = int(np.argmin(counts))
+    name = f"{'positives (label 1)' if rarer == 1 else 'negatives (label 0)'}"
+    if num_folds < 2:
+        raise ScreeningInputError(f"--num_folds must be at least 2; got {num_folds}")
+    if num_folds > counts[rarer]:
+        fix = f"use --num_folds {counts[rarer]} or fewer" if counts[rarer] >= 2 else "K-fold needs at least 2"
+        raise ScreeningInputError(
+            f"--num_folds {num_folds} is more than the {counts[rarer]} {name} in {flag} {path}: "
+            f"every fold needs one; {fix}"
         )
 
 
@@ -80,7 +134,10 @@ def load_split(path, text_columns, id_column, label_column=None, flag="--train_f
     """Read and check one file. Returns a DataFrame with the text columns, `id` and, when
     `label_column` is given, integer `labels`."""
     frame = read_table(path, flag)
-    check_columns(frame, [id_column, *text_columns] + ([label_column] if label_column else []), path, flag)
+    column_flags = {id_column: "--id_column", **{c: "--text_columns" for c in text_columns}}
+    if label_column:
+        column_flags[label_column] = "--label_column"
+    check_columns(frame, list(column_flags), path, flag, column_flags)
     check_unique_ids(frame, id_column, path, flag)
     out = frame[list(text_columns)].copy()
     out.insert(0, "id", frame[id_column].to_numpy())
@@ -90,12 +147,29 @@ def load_split(path, text_columns, id_column, label_column=None, flag="--train_f
 
 
 _WS = re.compile(r"\s+")
+# Only the tags of bibliographic markup (PubMed/JATS/publisher HTML), with name="value" attributes at most,
+# so that text such as "P < 0.05 and n > 3" or "a<b and c>d" stays.
+_ATTRS = r"""(?:\s+[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))*\s*/?>"""
+_INLINE = "a|abbr|b|bold|em|i|inf|italic|sc|small|span|strong|sub|sup|tt|u|underline"
+_BLOCK = "br|dd|div|dl|dt|h[1-6]|hr|li|ol|p|table|tbody|td|th|tr|ul"
+_INLINE_TAG = re.compile(f"</?(?:{_INLINE}){_ATTRS}", re.IGNORECASE)
+_BLOCK_TAG = re.compile(f"</?(?:{_BLOCK}){_ATTRS}", re.IGNORECASE)
+
+
+def normalize_text(text):
+    """Light cleaning applied to every record the same way in training and prediction: the HTML tags of
+    bibliographic markup removed (inline ones such as `<sup>` without a trace, block ones such as `<p>`
+    leaving a space), HTML entities unescaped (`&lt;` -> `<`), whitespace runs (newlines included)
+    collapsed to one space. Other `<`/`>` (`P < 0.05`) are text and stay."""
+    if "<" in text or "&" in text:
+        text = html.unescape(_INLINE_TAG.sub("", _BLOCK_TAG.sub(" ", text)))
+    return _WS.sub(" ", text).strip()
 
 
 def build_texts(frame, text_columns, separator):
-    """One text per record: the text columns joined by ` {separator} ` (empty parts kept, so
-    every record has the same layout), whitespace collapsed."""
-    parts = [frame[c].astype(str).map(lambda s: _WS.sub(" ", s).strip()) for c in text_columns]
+    """One text per record: the text columns, each cleaned by `normalize_text`, joined by ` {separator} `
+    (empty parts kept, so every record has the same layout)."""
+    parts = [frame[c].astype(str).map(normalize_text) for c in text_columns]
     joined = parts[0]
     for part in parts[1:]:
         joined = joined + f" {separator} " + part
