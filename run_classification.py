@@ -45,6 +45,7 @@ RESULT_FILES = (
     "all_results.json",
     "train_results.json",
     "eval_results.json",
+    "predict_results.json",
     "predictions.csv",
     "submission.csv",
     "eval_predictions.csv",
@@ -454,6 +455,12 @@ def main():
             labels = (probabilities >= model.config.threshold).astype(int)
             write_predictions(out / "predictions.csv", test["id"], probabilities, predicted=labels)
             io.write_csv(out / "submission.csv", pd.DataFrame({"id": test["id"], "judgement": labels}), header=False)
+            metrics = {
+                "predict_samples": len(labels),
+                "predict_includes": int(labels.sum()),
+                "predict_threshold": float(model.config.threshold),
+            }
+            save_metrics(out, "predict", metrics, all_metrics)
             summary.update(predicted_includes=int(labels.sum()), predicted_records=len(labels))
 
     if main_process:

@@ -325,6 +325,21 @@ def test_same_seed_same_predictions(runs):
     )
 
 
+def test_overwrite_output_dir_replaces_results(runs, data, tmp_path):
+    """With --overwrite_output_dir a predict-only run replaces the results, and no earlier metric survives."""
+    out = tmp_path / "out"
+    out.mkdir()
+    write(out / "submission.csv", "stale,1\n")
+    write(out / "all_results.json", '{"stale_metric": 1}')
+    argv = ["--model_name_or_path", runs["first"], "--test_file", data / "test.csv", "--do_predict"]
+    argv += ["--output_dir", out, "--use_cpu", "--report_to", "none", "--max_seq_length", 64]
+    assert_one_line_error(cli_runner.run(argv, tmp_path / "logs"), "already holds results")
+    result = cli_runner.run([*argv, "--overwrite_output_dir"], tmp_path / "logs")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "submission.csv").read_bytes() == (runs["first"] / "submission.csv").read_bytes()
+    assert "stale_metric" not in json.loads((out / "all_results.json").read_text())
+
+
 def test_no_temp_files_left(runs):
     for out in (runs["first"], runs["resumed"]):
         assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
