@@ -119,7 +119,7 @@ def check_folds(labels, num_folds, path, flag="--train_file"):
     """Stratified K-fold needs both labels in every fold: K >= 2 and K <= the count of the rarer label."""
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)
     rarer = int(np.argmin(counts))
-    name = f"{'positives (label 1)' if rarer == 1 else 'negatives (label 0)'}"
+    name = "positives (label 1)" if rarer == 1 else "negatives (label 0)"
     if num_folds < 2:
         raise ScreeningInputError(f"--num_folds must be at least 2; got {num_folds}")
     if num_folds > counts[rarer]:
