@@ -10,8 +10,10 @@ validation predictions and saved in the model's config. Follows transformers' `r
 All flags: `python run_classification.py --help`. A single .json or .yaml file of arguments works too.
 """
 
+import copy
 import json
 import logging
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +35,19 @@ from transformers import (
 from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
 from screening import io
-from screening.data import ScreeningInputError, build_texts, check_two_classes, load_split
+from screening.data import ScreeningInputError, check_two_classes, load_split
+from screening.kfold import CrossValidationArguments, FoldOutput, load_kfold_data, run_kfold
 from screening.metrics import screening_metrics, sigmoid
-from screening.runs import resolve_output_dir, save_metrics, save_trainer_state
+from screening.report import write_report
+from screening.runs import last_complete_checkpoint, resolve_output_dir, save_metrics, save_trainer_state
+from screening.text import (
+    TextArguments,
+    add_separator_token,
+    encode,
+    prepare_texts,
+    resolve_text_options,
+    save_text_options,
+)
 from screening.tokenization import default_cache_dir, tokenize_texts
 from screening.trainer import FastPathArguments, ScreeningTrainer
 
@@ -197,7 +209,16 @@ def read_args_file(path):
 def parse_args(argv=None):
     """Flags, or a single .json/.yaml file of arguments. Any mistake is a ScreeningInputError."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = ArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments, FastPathArguments))
+    parser = ArgumentParser(
+        (
+            ModelArguments,
+            DataTrainingArguments,
+            TrainingArguments,
+            FastPathArguments,
+            CrossValidationArguments,
+            TextArguments,
+        )
+    )
     from_file = len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml"))
     try:
         if from_file:
@@ -293,17 +314,23 @@ def resolve_max_length(requested, tokenizer, model):
     return length
 
 
-def tokenize(frame, tokenizer, data_args, max_length, training_args, desc, cache_dir=None):
-    """A tokenized `datasets.Dataset` (input ids, attention mask, length[, labels]); texts built the same way for
-    every split; loaded from `cache_dir` when tokenized there before."""
+def tokenize(frame, tokenizer, data_args, text_options, max_length, training_args, desc, cache_dir=None):
+    """A tokenized `datasets.Dataset` (input ids, attention mask, length[, labels]); texts built, cleaned and
+    truncated the same way for every split; loaded from `cache_dir` when tokenized there before."""
     separator = data_args.text_separator or tokenizer.sep_token or "|"
-    texts = build_texts(frame, data_args.text_column_list, separator)
+    texts = prepare_texts(frame, data_args.text_column_list, separator, text_options)
     labels = frame["labels"].astype(np.float32).to_numpy() if "labels" in frame else None
     padding = "max_length" if data_args.pad_to_max_length else False
     with training_args.main_process_first(desc=desc):
-        return tokenize_texts(
-            texts, labels, tokenizer, max_length, padding, cache_dir, data_args.preprocessing_num_workers, desc
-        )
+        if text_options.truncation == "head":
+            return tokenize_texts(
+                texts, labels, tokenizer, max_length, padding, cache_dir, data_args.preprocessing_num_workers, desc
+            )
+        table = dict(encode(tokenizer, texts, max_length, text_options, padding=padding))  # head + tail
+        table["length"] = [int(sum(mask)) for mask in table["attention_mask"]]
+        if labels is not None:
+            table["labels"] = labels
+        return datasets.Dataset.from_dict(table)
 
 
 def resolve_pos_weight(value, train):
@@ -363,45 +390,27 @@ def write_predictions(path, ids, probabilities, labels=None, predicted=None):
     io.write_csv(path, frame)
 
 
-def main():
-    model_args, data_args, training_args, fast_args = parse_args()
-    fast_args.apply(training_args)
-    setup_logging(training_args)
-    logger.warning(
-        f"Process rank: {training_args.local_process_index}, device: {training_args.device}, "
-        f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value == 'distributed'}"
-    )
-    logger.info(f"Training/evaluation parameters {training_args}")
-    check_args(model_args, data_args, training_args)
-    # Every check of the user's input runs before Trainer(...) creates output_dir.
-    last_checkpoint = resolve_output_dir(
-        training_args.output_dir,
-        RESULT_FILES,
-        training_args.do_train,
-        data_args.overwrite_output_dir,
-        training_args.resume_from_checkpoint,
-    )
-    set_seed(training_args.seed)
-
-    train, validation, test = load_data(data_args, training_args)
+def train_eval_predict(
+    model_args, data_args, training_args, fast_args, text_options, train, validation, test, checkpoint=None
+):
+    """One run on given DataFrames (train/validation/test, None where not needed) into training_args.output_dir:
+    train, tune the threshold on validation, predict test. Each fold of a K-fold run is one call of this.
+    Returns the summary figures and the validation and test probabilities."""
     tokenizer, model = load_model(model_args, data_args, train)
+    add_separator_token(tokenizer, model, text_options)
     max_length = resolve_max_length(data_args.max_seq_length, tokenizer, model)
     cache_dir = (fast_args.tokenization_cache_dir or default_cache_dir()) if fast_args.cache_tokenization else None
-    train_ds = (
-        tokenize(train, tokenizer, data_args, max_length, training_args, "Tokenizing train", cache_dir)
-        if training_args.do_train
-        else None
-    )
+
+    def tokenized(frame, desc):
+        return tokenize(frame, tokenizer, data_args, text_options, max_length, training_args, desc, cache_dir)
+
+    train_ds = tokenized(train, "Tokenizing train") if training_args.do_train else None
     eval_ds = (
-        tokenize(validation, tokenizer, data_args, max_length, training_args, "Tokenizing validation", cache_dir)
+        tokenized(validation, "Tokenizing validation")
         if validation is not None and (training_args.do_train or training_args.do_eval)
         else None
     )
-    test_ds = (
-        tokenize(test, tokenizer, data_args, max_length, training_args, "Tokenizing test", cache_dir)
-        if test is not None
-        else None
-    )
+    test_ds = tokenized(test, "Tokenizing test") if test is not None else None
     model.config.beta = data_args.beta
 
     trainer = ScreeningTrainer(
@@ -421,15 +430,18 @@ def main():
     out = Path(training_args.output_dir)
     main_process = trainer.is_world_process_zero()
     summary, all_metrics = {}, {}
+    eval_probabilities = test_probabilities = None
 
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=last_checkpoint)
+        result = trainer.train(resume_from_checkpoint=checkpoint)
         metrics = dict(result.metrics, train_samples=len(train_ds))
         trainer.save_model()
         trainer.log_metrics("train", metrics)
         if main_process:
             save_metrics(out, "train", metrics, all_metrics)
             save_trainer_state(trainer, out)
+    if main_process and (training_args.do_train or training_args.do_eval):
+        save_text_options(out, text_options)  # a loaded model rebuilds its inputs the same way
 
     if training_args.do_eval:
         logger.info("*** Evaluate and tune the threshold ***")
@@ -438,13 +450,14 @@ def main():
         model.config.threshold = float(metrics["eval_threshold"])
         trainer.log_metrics("eval", metrics)
         trainer.save_model()  # the tuned threshold is part of the saved model
+        eval_probabilities = sigmoid(output.predictions)
         if main_process:
             save_metrics(out, "eval", metrics, all_metrics)
-            probabilities = sigmoid(output.predictions)
-            predicted = (probabilities >= model.config.threshold).astype(int)
+            predicted = (eval_probabilities >= model.config.threshold).astype(int)
             write_predictions(
-                out / "eval_predictions.csv", validation["id"], probabilities, validation["labels"], predicted
+                out / "eval_predictions.csv", validation["id"], eval_probabilities, validation["labels"], predicted
             )
+            write_report(out, validation["labels"], eval_probabilities, metrics, f"{out.name}: validation")
         summary.update(
             {k: metrics.get(f"eval_{k}") for k in ("fbeta", "threshold", "wss_95", "roc_auc", "recall", "precision")}
         )
@@ -452,10 +465,10 @@ def main():
     if training_args.do_predict:
         logger.info(f"*** Predict at threshold {model.config.threshold:.6g} ***")
         output = trainer.predict(test_ds, metric_key_prefix="predict")
+        test_probabilities = sigmoid(output.predictions)
         if main_process:
-            probabilities = sigmoid(output.predictions)
-            labels = (probabilities >= model.config.threshold).astype(int)
-            write_predictions(out / "predictions.csv", test["id"], probabilities, predicted=labels)
+            labels = (test_probabilities >= model.config.threshold).astype(int)
+            write_predictions(out / "predictions.csv", test["id"], test_probabilities, predicted=labels)
             io.write_csv(out / "submission.csv", pd.DataFrame({"id": test["id"], "judgement": labels}), header=False)
             metrics = {
                 "predict_samples": len(labels),
@@ -465,7 +478,95 @@ def main():
             save_metrics(out, "predict", metrics, all_metrics)
             summary.update(predicted_includes=int(labels.sum()), predicted_records=len(labels))
 
-    if main_process:
+    return {"summary": summary, "eval_probabilities": eval_probabilities, "test_probabilities": test_probabilities}
+
+
+def cross_validate(model_args, data_args, training_args, fast_args, cv_args, text_options):
+    """K-fold: the single-run setup above, once per fold, into output_dir/fold_<k>; then OOF and fold-averaged
+    test predictions (screening.kfold). Finished folds are skipped on a rerun."""
+    cv_args.check()
+    if not training_args.do_train:
+        raise ScreeningInputError("--num_folds needs --do_train (each fold trains its own model)")
+    if data_args.validation_file:
+        raise ScreeningInputError("--num_folds uses each fold in turn for validation; drop --validation_file")
+    train, test, groups = load_kfold_data(
+        data_args.train_file,
+        data_args.test_file if training_args.do_predict else None,
+        data_args.text_column_list,
+        data_args.id_column,
+        data_args.label_column,
+        cv_args.group_column,
+    )
+    if data_args.max_train_samples is not None:
+        train = train.iloc[: data_args.max_train_samples].reset_index(drop=True)
+        groups = groups if groups is None else groups[: len(train)]
+    if test is not None and data_args.max_predict_samples is not None:
+        test = test.iloc[: data_args.max_predict_samples].reset_index(drop=True)
+    check_two_classes(train["labels"], data_args.train_file, "--train_file")
+
+    def fit_fold(fold_train, valid, fold_test, fold_dir):
+        fold_args = copy.deepcopy(training_args)
+        fold_args.output_dir, fold_args.do_eval = str(fold_dir), True
+        if fold_args.run_name in (None, training_args.output_dir):
+            fold_args.run_name = str(fold_dir)
+        checkpoint = None  # an unfinished fold resumes from its last complete checkpoint, else starts over
+        if fold_dir.is_dir() and not data_args.overwrite_output_dir:
+            checkpoint = last_complete_checkpoint(fold_dir)
+        set_seed(training_args.seed)
+        result = train_eval_predict(
+            model_args, data_args, fold_args, fast_args, text_options, fold_train, valid, fold_test, checkpoint
+        )
+        if training_args.process_index == 0:  # the fold's best model is saved in fold_dir itself
+            for path in fold_dir.glob("checkpoint-*"):
+                shutil.rmtree(path, ignore_errors=True)
+        return FoldOutput(result["eval_probabilities"], result["test_probabilities"])
+
+    results = run_kfold(
+        train,
+        test,
+        fit_fold,
+        training_args.output_dir,
+        cv_args,
+        beta=data_args.beta,
+        groups=groups,
+        overwrite=data_args.overwrite_output_dir,
+        main_process=training_args.process_index == 0,
+        command=" ".join(sys.argv),
+    )
+    keys = ("honest_oof_fbeta", "oof_fbeta", "oof_threshold", "mean_fold_threshold", "oof_roc_auc", "mean_fold_roc_auc")
+    return {k: results[k] for k in keys if k in results} | {"skipped_folds": results["skipped_folds"]}
+
+
+def main():
+    model_args, data_args, training_args, fast_args, cv_args, text_args = parse_args()
+    fast_args.apply(training_args)
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank: {training_args.local_process_index}, device: {training_args.device}, "
+        f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value == 'distributed'}"
+    )
+    logger.info(f"Training/evaluation parameters {training_args}")
+    check_args(model_args, data_args, training_args)
+    text_options = resolve_text_options(text_args, model_args.model_name_or_path)
+    out = Path(training_args.output_dir)
+    if cv_args.num_folds:
+        summary = cross_validate(model_args, data_args, training_args, fast_args, cv_args, text_options)
+    else:
+        # Every check of the user's input runs before Trainer(...) creates output_dir.
+        checkpoint = resolve_output_dir(
+            training_args.output_dir,
+            RESULT_FILES,
+            training_args.do_train,
+            data_args.overwrite_output_dir,
+            training_args.resume_from_checkpoint,
+        )
+        set_seed(training_args.seed)
+        train, validation, test = load_data(data_args, training_args)
+        summary = train_eval_predict(
+            model_args, data_args, training_args, fast_args, text_options, train, validation, test, checkpoint
+        )["summary"]
+
+    if training_args.process_index == 0:
         figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
         print(
             f"\nDone. {figures}\nOutputs in {out.resolve()}: "

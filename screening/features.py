@@ -1,0 +1,174 @@
+"""Transformer features for classic models (the seed's BERT -> LightGBM path): embed every record once with
+any encoder or fine-tuned screening checkpoint (CLS or mean pooling), cache the matrix, then fit logistic
+regression or LightGBM on the same K folds as every other run type."""
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
+
+from .data import ScreeningInputError
+from .kfold import CrossValidationArguments, FoldOutput
+from .text import TextArguments, encode, prepare_texts
+from .tfidf import RunArguments, print_summary, run_sklearn_kfold
+
+logger = logging.getLogger(__name__)
+
+POOLINGS = ("cls", "mean")
+CLASSIFIERS = ("lr", "lightgbm")
+
+
+@dataclass
+class FeatureArguments:
+    """Which encoder embeds the records, how, and the classifier fitted on the embeddings."""
+
+    model_name_or_path: str = field(
+        metadata={"help": "An encoder checkpoint, or a screening model saved by run_classification.py (its encoder)."}
+    )
+    pooling: str = field(default="mean", metadata={"help": "'cls' ([CLS] vector) or 'mean' (over real tokens)."})
+    max_seq_length: int = field(default=256, metadata={"help": "Longest input in tokens."})
+    batch_size: int = field(default=64, metadata={"help": "Records per forward pass."})
+    bf16: bool = field(
+        default=False, metadata={"help": "bfloat16 autocast for the forward pass (GPU; on CPUs only with AMX)."}
+    )
+    feature_cache_dir: str | None = field(
+        default=None, metadata={"help": "Cache embeddings here (keyed by model, texts and settings); reused later."}
+    )
+    classifier: str = field(default="lr", metadata={"help": "'lr' (balanced logistic regression) or 'lightgbm'."})
+    C: float = field(default=1.0, metadata={"help": "Inverse regularisation of the logistic regression."})
+    lgbm_estimators: int = field(default=300, metadata={"help": "LightGBM boosting rounds."})
+
+
+def load_encoder(path):
+    """The encoder of `path` (for a screening model: its `encoder`) and its tokenizer."""
+    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+    if config.model_type == "screening":
+        from modeling import ScreeningForSequenceClassification
+
+        encoder = ScreeningForSequenceClassification.from_pretrained(path).encoder
+    else:
+        encoder = AutoModel.from_pretrained(path)
+    return encoder.eval(), AutoTokenizer.from_pretrained(path)
+
+
+@torch.inference_mode()
+def embed(encoder, tokenizer, texts, options, pooling="mean", max_length=256, batch_size=64, bf16=False):
+    """One vector per text (float32): [CLS] or the mean over real tokens of the last layer, on the encoder's
+    device (run_features.py puts it on the GPU when there is one); batches are cut
+    from texts sorted by length, so little padding is computed."""
+    if pooling not in POOLINGS:
+        raise ScreeningInputError(f"--pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+    limits = [max_length, getattr(encoder.config, "max_position_embeddings", max_length), tokenizer.model_max_length]
+    encoded = encode(tokenizer, texts, min(limits), options)
+    order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
+    device = next(encoder.parameters()).device
+    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        batch = tokenizer.pad({k: [encoded[k][i] for i in rows] for k in encoded}, return_tensors="pt").to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = encoder(**batch).last_hidden_state.float()
+        if pooling == "cls":
+            vectors = hidden[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        out[rows] = vectors.cpu().numpy()
+    return out
+
+
+def cached_embeddings(args, texts, options):
+    """Embeddings of `texts`, read from / written to `args.feature_cache_dir` when set."""
+    path = None
+    if args.feature_cache_dir:
+        key = {
+            "model": str(Path(args.model_name_or_path).resolve()),
+            "pooling": args.pooling,
+            "max_seq_length": args.max_seq_length,
+            "bf16": args.bf16,
+            "truncation": [options.truncation, options.head_tokens],
+            "texts": hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        path = Path(args.feature_cache_dir) / f"{digest}.npy"
+        if path.is_file():
+            logger.info(f"Embeddings from the cache: {path}")
+            return np.load(path)
+    encoder, tokenizer = load_encoder(args.model_name_or_path)
+    encoder.to("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    features = embed(encoder, tokenizer, texts, options, args.pooling, args.max_seq_length, args.batch_size, args.bf16)
+    logger.info(f"Embedded {len(texts)} records in {time.perf_counter() - start:.0f}s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, features)
+        tmp.replace(path)
+    return features
+
+
+def make_classifier(args, labels):
+    if args.classifier == "lr":
+        model = LogisticRegression(C=args.C, class_weight="balanced", max_iter=3000)
+        return make_pipeline(StandardScaler(), model)
+    if args.classifier == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        positives = max(int(labels.sum()), 1)
+        return LGBMClassifier(
+            n_estimators=args.lgbm_estimators,
+            learning_rate=0.05,
+            num_leaves=15,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.5,
+            scale_pos_weight=(labels.size - positives) / positives,
+            n_jobs=2,
+            verbose=-1,
+        )
+    raise ScreeningInputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {args.classifier!r}")
+
+
+def features_fit_fold(args, train_features, test_features, train_ids):
+    """A `fit_fold` for run_kfold on precomputed feature rows (looked up by record id)."""
+    row = {i: n for n, i in enumerate(train_ids)}
+
+    def fit_fold(fold_train, valid, test, fold_dir):
+        x_train = train_features[[row[i] for i in fold_train["id"]]]
+        labels = fold_train["labels"].to_numpy()
+        model = make_classifier(args, labels).fit(x_train, labels)
+        valid_probs = model.predict_proba(train_features[[row[i] for i in valid["id"]]])[:, 1]
+        test_probs = None if test is None else model.predict_proba(test_features)[:, 1]
+        return FoldOutput(np.asarray(valid_probs), test_probs)
+
+    return fit_fold
+
+
+def main(argv=None):
+    parser = HfArgumentParser((RunArguments, FeatureArguments, CrossValidationArguments, TextArguments))
+    run_args, feature_args, cv_args, text_args = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(message)s")
+    columns = run_args.text_column_list
+
+    def make_fit_fold(train, test, options):
+        separator = AutoTokenizer.from_pretrained(feature_args.model_name_or_path).sep_token or "|"
+        train_features = cached_embeddings(feature_args, prepare_texts(train, columns, separator, options), options)
+        test_features = None
+        if test is not None:
+            test_texts = prepare_texts(test, columns, separator, options)
+            test_features = cached_embeddings(feature_args, test_texts, options)
+        return features_fit_fold(feature_args, train_features, test_features, list(train["id"]))
+
+    # a fine-tuned screening model's saved text options apply, as in run_classification.py
+    results = run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv, feature_args.model_name_or_path)
+    print_summary(results, run_args.output_dir)
+    return results

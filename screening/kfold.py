@@ -1,0 +1,327 @@
+"""K-fold cross-validation around any per-fold fit: fold split, fold skipping on rerun, OOF assembly,
+fold-ensembled test predictions, and the K-fold metrics.
+
+The loop is model-agnostic: `run_kfold` calls `fit_fold(train, valid, test, fold_dir)` for each
+unfinished fold; run_classification.py passes its single-run Trainer setup, the TF-IDF and feature
+runs pass a scikit-learn fit. Every run type therefore writes the same files:
+
+    output_dir/fold_<k>/eval_predictions.csv   id, probability, label (the fold's OOF slice)
+    output_dir/fold_<k>/predictions.csv        id, probability (test; with --do_predict)
+    output_dir/fold_<k>/fold_results.json      written last: its presence marks the fold finished
+    output_dir/oof.csv                         id, fold, label, probability (every training id once)
+    output_dir/kfold_results.json              OOF-wide, honest and per-fold figures
+    output_dir/predictions.csv, submission.csv fold-averaged test predictions at the chosen threshold
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from . import io
+from .data import ScreeningInputError, load_split
+from .metrics import fbeta_at, honest_oof_fbeta, screening_metrics
+
+logger = logging.getLogger(__name__)
+
+FOLD_DONE = "fold_results.json"
+ENSEMBLES = ("probability", "logit")
+THRESHOLDS = ("oof", "mean_fold")
+NORMALIZATIONS = ("none", "rank")
+
+
+@dataclass
+class CrossValidationArguments:
+    """K-fold cross-validation: K models, out-of-fold (OOF) predictions, a fold-averaged test prediction."""
+
+    num_folds: int = field(
+        default=0,
+        metadata={
+            "help": "Train K models on a stratified K-fold split of --train_file (K >= 2; 0 = one run). Writes oof.csv "
+            "and kfold_results.json; a rerun skips folds whose fold_<k>/fold_results.json exists."
+        },
+    )
+    fold_seed: int = field(default=471, metadata={"help": "Seed of the K-fold split."})
+    group_column: str | None = field(
+        default=None,
+        metadata={"help": "Keep records sharing this column's value in one fold (e.g. the review when pooling)."},
+    )
+    fold_ensemble: str = field(
+        default="probability",
+        metadata={"help": "Average the folds' test predictions as 'probability' (mean of p) or 'logit' (mean logit)."},
+    )
+    fold_threshold: str = field(
+        default="oof",
+        metadata={
+            "help": "Threshold for submission.csv: 'oof' (best F-beta on all OOF predictions) or 'mean_fold' "
+            "(mean of the folds' own best thresholds, as the competition seed). Both are reported."
+        },
+    )
+    fold_normalization: str = field(
+        default="none",
+        metadata={
+            "help": "'rank': map each fold's scores to their percentile among that fold's OOF scores before pooling "
+            "(test scores through the same map), so folds whose scores sit at different levels become comparable."
+        },
+    )
+
+    def check(self):
+        if self.num_folds == 1 or self.num_folds < 0:
+            raise ScreeningInputError(f"--num_folds must be 0 (one run) or at least 2; got {self.num_folds}")
+        for name, allowed in (
+            ("fold_ensemble", ENSEMBLES),
+            ("fold_threshold", THRESHOLDS),
+            ("fold_normalization", NORMALIZATIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ScreeningInputError(f"--{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+
+
+@dataclass
+class FoldOutput:
+    """What one fold's fit returns: probabilities for its validation records and (optionally) for the test set."""
+
+    valid_probabilities: np.ndarray
+    test_probabilities: np.ndarray | None = None
+
+
+def load_kfold_data(train_file, test_file, text_columns, id_column, label_column, group_column=None):
+    """Training frame (id, text columns, labels[, group column]), test frame or None, and the groups or None."""
+    extra = [group_column] if group_column and group_column not in text_columns else []
+    train = load_split(train_file, list(text_columns) + extra, id_column, label_column, "--train_file")
+    test = load_split(test_file, text_columns, id_column, None, "--test_file") if test_file else None
+    groups = train[group_column].to_numpy() if group_column else None
+    return train, test, groups
+
+
+def make_folds(labels, num_folds, seed=471, groups=None):
+    """Fold index (0..K-1) of each record: stratified by label, shuffled with `seed`; group-aware when given."""
+    labels = np.asarray(labels)
+    positives = int(labels.sum())
+    if min(positives, labels.size - positives) < num_folds:
+        raise ScreeningInputError(
+            f"--num_folds {num_folds}: the training data has only {positives} positive and "
+            f"{labels.size - positives} negative records; each fold needs at least one of each"
+        )
+    folds = np.full(labels.size, -1, dtype=np.int64)
+    if groups is None:
+        splitter = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed).split(labels, labels)
+    else:
+        groups = np.asarray(groups)
+        if len(np.unique(groups)) < num_folds:
+            raise ScreeningInputError(f"--group_column has fewer than --num_folds {num_folds} distinct values")
+        splitter = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed).split(
+            labels, labels, groups
+        )
+    for k, (_, valid) in enumerate(splitter):
+        folds[valid] = k
+    return folds
+
+
+def rank_normalize(reference, scores):
+    """Percentile of each score among `reference` (share of reference scores <= it): ties stay ties,
+    the order within `reference` is kept, and other scores (e.g. test) go through the same map."""
+    reference = np.sort(np.asarray(reference, dtype=np.float64))
+    return np.searchsorted(reference, np.asarray(scores, dtype=np.float64), side="right") / reference.size
+
+
+def average_folds(fold_probabilities, how="probability"):
+    """Fold ensemble of test predictions: mean of probabilities, or sigmoid of the mean logit."""
+    stacked = np.vstack([np.asarray(p, dtype=np.float64) for p in fold_probabilities])
+    if how == "probability":
+        return stacked.mean(axis=0)
+    if how == "logit":
+        return expit(logit(np.clip(stacked, 1e-12, 1 - 1e-12)).mean(axis=0))
+    raise ValueError(f"unknown fold ensemble {how!r}; expected one of {ENSEMBLES}")
+
+
+def fold_is_finished(fold_dir):
+    return (Path(fold_dir) / FOLD_DONE).is_file()
+
+
+def _read_fold(fold_dir, valid_ids, test_ids):
+    """A finished fold's predictions, checked against the current split (a changed split must not mix)."""
+    fold_dir = Path(fold_dir)
+    valid = pd.read_csv(fold_dir / "eval_predictions.csv", dtype={"id": str})
+    if valid["id"].tolist() != [str(i) for i in valid_ids]:
+        raise ScreeningInputError(
+            f"{fold_dir} was made with a different fold split or training file; "
+            "use --overwrite_output_dir (or another --output_dir) to start over"
+        )
+    test = None
+    if test_ids is not None:
+        path = fold_dir / "predictions.csv"
+        if not path.is_file():
+            raise ScreeningInputError(f"{fold_dir} has no test predictions; use --overwrite_output_dir to refit it")
+        frame = pd.read_csv(path, dtype={"id": str})
+        if frame["id"].tolist() != [str(i) for i in test_ids]:
+            raise ScreeningInputError(f"{path} predicts other test ids; use --overwrite_output_dir to refit it")
+        test = frame["probability"].to_numpy(np.float64)
+    return FoldOutput(valid["probability"].to_numpy(np.float64), test)
+
+
+def _write_fold(fold_dir, valid, output, test, beta, wall_time):
+    fold_dir = Path(fold_dir)
+    probs = np.asarray(output.valid_probabilities, dtype=np.float64)
+    io.write_csv(
+        fold_dir / "eval_predictions.csv",
+        pd.DataFrame({"id": valid["id"].to_numpy(), "probability": probs, "label": valid["labels"].to_numpy()}),
+    )
+    if test is not None:
+        test_probs = np.asarray(output.test_probabilities, dtype=np.float64)
+        io.write_csv(
+            fold_dir / "predictions.csv", pd.DataFrame({"id": test["id"].to_numpy(), "probability": test_probs})
+        )
+    metrics = screening_metrics(valid["labels"].to_numpy(), probs, beta)
+    metrics.update(records=len(valid), positives=int(valid["labels"].sum()), wall_time_s=round(wall_time, 1))
+    io.write_json(fold_dir / FOLD_DONE, metrics)  # last: marks the fold finished
+
+
+def run_kfold(
+    train, test, fit_fold, output_dir, cv, beta=7.0, groups=None, overwrite=False, main_process=True, command=None
+):
+    """Train and predict K folds with `fit_fold(fold_train, fold_valid, test, fold_dir) -> FoldOutput`, skipping
+    finished folds (unless `overwrite`), then write the OOF, K-fold metrics and fold-averaged test predictions.
+
+    `train` has `id`, `labels` and the text columns; `test` (or None) has `id`. Returns the K-fold results dict.
+    """
+    cv.check()
+    out = Path(output_dir)
+    start = time.perf_counter()
+    labels = train["labels"].to_numpy()
+    folds = make_folds(labels, cv.num_folds, cv.fold_seed, groups)
+    test_ids = None if test is None else test["id"].tolist()
+    oof = np.zeros(len(train), dtype=np.float64)
+    raw_oof = np.zeros(len(train), dtype=np.float64)
+    test_scores, skipped, fold_times = [], [], []
+    for k in range(cv.num_folds):
+        fold_dir = out / f"fold_{k}"
+        inside = folds == k
+        fold_train, valid = train[~inside].reset_index(drop=True), train[inside].reset_index(drop=True)
+        if fold_is_finished(fold_dir) and not overwrite:
+            logger.info(f"Fold {k}: finished earlier, reading {fold_dir}")
+            output = _read_fold(fold_dir, valid["id"], test_ids)
+            skipped.append(k)
+            fold_times.append(json.loads((fold_dir / FOLD_DONE).read_text()).get("wall_time_s", 0.0))
+        else:
+            logger.info(f"Fold {k}/{cv.num_folds}: training on {len(fold_train)}, validating on {len(valid)} records")
+            fold_start = time.perf_counter()
+            output = fit_fold(fold_train, valid, test, fold_dir)
+            fold_times.append(time.perf_counter() - fold_start)
+            if main_process:
+                _write_fold(fold_dir, valid, output, test, beta, fold_times[-1])
+        raw_oof[inside] = output.valid_probabilities
+        if cv.fold_normalization == "rank":
+            oof[inside] = rank_normalize(output.valid_probabilities, output.valid_probabilities)
+            if output.test_probabilities is not None:
+                test_scores.append(rank_normalize(output.valid_probabilities, output.test_probabilities))
+        else:
+            oof[inside] = output.valid_probabilities
+            if output.test_probabilities is not None:
+                test_scores.append(output.test_probabilities)
+
+    oof_frame = pd.DataFrame({"id": train["id"].to_numpy(), "fold": folds, "label": labels, "probability": oof})
+    if cv.fold_normalization != "none":
+        oof_frame["raw_probability"] = raw_oof
+    results = kfold_metrics(labels, oof, folds, beta, raw_oof)
+    results.update(
+        num_folds=cv.num_folds,
+        fold_seed=cv.fold_seed,
+        fold_normalization=cv.fold_normalization,
+        fold_ensemble=cv.fold_ensemble,
+        threshold_rule=cv.fold_threshold,
+        threshold_used=results["oof_threshold"] if cv.fold_threshold == "oof" else results["mean_fold_threshold"],
+        skipped_folds=skipped,
+        fold_wall_time_s=round(float(np.sum(fold_times)), 1),  # all folds, those of earlier runs included
+        wall_time_s=round(time.perf_counter() - start, 1),  # this call
+        command=command,
+    )
+    test_frame = None
+    if test is not None:
+        how = "probability" if cv.fold_normalization == "rank" else cv.fold_ensemble  # percentiles: plain mean
+        probability = average_folds(test_scores, how)
+        prediction = (probability >= results["threshold_used"]).astype(int)
+        test_frame = pd.DataFrame({"id": test["id"].to_numpy(), "probability": probability, "prediction": prediction})
+        results.update(predicted_includes=int(prediction.sum()), predicted_records=len(prediction))
+    if main_process:
+        write_run_outputs(out, oof_frame, results, test_frame, results_name="kfold_results.json")
+    return results
+
+
+def kfold_metrics(labels, oof, folds, beta=7.0, raw_oof=None):
+    """OOF-wide figures (best threshold on all OOF), the honest nested F-beta, and per-fold figures; the mean of
+    the folds' own thresholds and the pooled vs mean per-fold ROC AUC (far apart = fold scores not comparable)."""
+    labels, oof, folds = np.asarray(labels), np.asarray(oof, dtype=np.float64), np.asarray(folds)
+    pooled = screening_metrics(labels, oof, beta)
+    honest, honest_thresholds = honest_oof_fbeta(labels, oof, folds, beta)
+    per_fold = []
+    for k in np.unique(folds):
+        inside = folds == k
+        m = screening_metrics(labels[inside], oof[inside], beta)
+        per_fold.append(
+            {
+                "fold": int(k),
+                "records": int(inside.sum()),
+                "positives": int(labels[inside].sum()),
+                "fbeta": m["fbeta"],
+                "threshold": m["threshold"],
+                "roc_auc": m["roc_auc"],
+                "honest_threshold": honest_thresholds[k.item()],
+            }
+        )
+    mean_threshold = float(np.mean([f["threshold"] for f in per_fold]))
+    aucs = [f["roc_auc"] for f in per_fold if f["roc_auc"] is not None]
+    results = {f"oof_{k}": v for k, v in pooled.items()}
+    results.update(
+        honest_oof_fbeta=honest,
+        mean_fold_threshold=mean_threshold,
+        mean_fold_threshold_fbeta=fbeta_at(labels, oof, mean_threshold, beta),
+        mean_fold_roc_auc=float(np.mean(aucs)) if aucs else None,
+        beta=beta,
+        records=int(labels.size),
+        positives=int(labels.sum()),
+        folds=per_fold,
+    )
+    if raw_oof is not None:
+        results["oof_raw_roc_auc"] = screening_metrics(labels, raw_oof, beta)["roc_auc"]
+    return results
+
+
+def write_run_outputs(out, oof_frame, results, test_frame=None, results_name="kfold_results.json", title=None):
+    """oof.csv, the results JSON, predictions.csv + submission.csv (when there is a test set) and the report."""
+    from .report import write_report  # matplotlib is imported only when a report is written
+
+    out = Path(out)
+    io.write_csv(out / "oof.csv", oof_frame)
+    io.write_json(out / results_name, results)
+    if test_frame is not None:
+        io.write_csv(out / "predictions.csv", test_frame)
+        io.write_csv(out / "submission.csv", test_frame[["id", "prediction"]], header=False)
+    write_report(
+        out,
+        oof_frame["label"].to_numpy(),
+        oof_frame["probability"].to_numpy(),
+        results,
+        title=title or f"{out.name}: {results.get('num_folds', '')}-fold OOF",
+        beta=results.get("beta", 7.0),
+    )
+
+
+def read_oof(path):
+    """An oof.csv (id, fold, label, probability), ids as text."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "oof.csv"
+    if not path.is_file():
+        raise ScreeningInputError(f"no OOF file: {path}")
+    frame = pd.read_csv(path, dtype={"id": str})
+    missing = {"id", "fold", "label", "probability"} - set(frame.columns)
+    if missing:
+        raise ScreeningInputError(f"{path} has no column {', '.join(sorted(missing))}")
+    return frame

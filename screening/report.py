@@ -1,0 +1,104 @@
+"""Per-run report: a PNG of precision, recall and F-beta against the threshold beside the PR curve, and a
+short markdown summary. Written next to the run's metrics JSON."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import io  # noqa: E402
+from .metrics import threshold_curve  # noqa: E402
+
+PLOT_NAME = "threshold_curve.png"
+SUMMARY_NAME = "summary.md"
+SUMMARY_KEYS = (
+    "honest_oof_fbeta",
+    "oof_fbeta",
+    "oof_threshold",
+    "mean_fold_threshold",
+    "mean_fold_threshold_fbeta",
+    "threshold_used",
+    "oof_precision",
+    "oof_recall",
+    "oof_roc_auc",
+    "mean_fold_roc_auc",
+    "oof_raw_roc_auc",
+    "oof_average_precision",
+    "oof_wss_95",
+    "oof_all_positive_fbeta",
+    "eval_fbeta",
+    "eval_threshold",
+    "eval_precision",
+    "eval_recall",
+    "eval_roc_auc",
+    "eval_average_precision",
+    "eval_wss_95",
+    "eval_all_positive_fbeta",
+    "records",
+    "positives",
+    "fold_wall_time_s",
+    "wall_time_s",
+)
+
+
+def plot_threshold_curve(path, labels, scores, beta=7.0, title=""):
+    """Left: precision, recall and F-beta at every candidate threshold; right: precision against recall."""
+    curve = threshold_curve(labels, scores, beta)
+    tp, fp, fn = (curve[k].astype(np.float64) for k in ("tp", "fp", "fn"))
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / np.maximum(tp + fn, 1)
+    best = int(np.argmax(curve["fbeta"]))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for values, name in ((precision, "precision"), (recall, "recall"), (curve["fbeta"], f"F{beta:g}")):
+        left.plot(curve["threshold"], values, label=name, drawstyle="steps-post")
+    left.axvline(curve["threshold"][best], color="grey", linestyle=":", label=f"best t={curve['threshold'][best]:.3g}")
+    left.set(xlabel="threshold (positive iff score >= t)", ylabel="value", ylim=(0, 1.02))
+    left.legend(loc="center right", fontsize=8)
+    right.plot(recall, precision, drawstyle="steps-post")
+    right.scatter([recall[best]], [precision[best]], color="red", zorder=3, label=f"best F{beta:g}")
+    right.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title="precision-recall")
+    right.legend(loc="upper right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "n/a" if value is None else str(value)
+
+
+def summary_markdown(results, title, command=None, plot_name=PLOT_NAME):
+    lines = [f"# {title}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(results[k])} |" for k in SUMMARY_KEYS if k in results]
+    if results.get("folds"):
+        lines += [
+            "",
+            "Per fold:",
+            "",
+            "| fold | records | positives | fbeta | threshold | roc_auc |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {f['fold']} | {f['records']} | {f['positives']} | {_fmt(f['fbeta'])} | {_fmt(f['threshold'])} "
+            f"| {_fmt(f['roc_auc'])} |"
+            for f in results["folds"]
+        ]
+    lines += ["", f"![threshold curve]({plot_name})", ""]
+    command = command or results.get("command")
+    if command:
+        lines += ["Command:", "", "```", command, "```", ""]
+    return "\n".join(lines)
+
+
+def write_report(out_dir, labels, scores, results, title, beta=7.0, command=None):
+    """`threshold_curve.png` and `summary.md` in `out_dir` (the metrics JSON is the caller's)."""
+    out = Path(out_dir)
+    plot_threshold_curve(out / PLOT_NAME, labels, scores, beta, title)
+    io.write_text(out / SUMMARY_NAME, summary_markdown(results, title, command))

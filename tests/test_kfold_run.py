@@ -1,0 +1,96 @@
+"""run_classification.py --num_folds: K Trainer runs, OOF file, fold-averaged test predictions, rerun skips folds."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .test_run_classification import run_script
+
+ARGS = [
+    "--do_train",
+    "--do_predict",
+    "--num_folds",
+    2,
+    "--max_seq_length",
+    32,
+    "--num_train_epochs",
+    1,
+    "--per_device_train_batch_size",
+    16,
+    "--learning_rate",
+    1e-3,
+    "--use_cpu",
+    "--report_to",
+    "none",
+    "--fold_ensemble",
+    "logit",
+    "--separator_token",
+    "[TASEP]",
+    "--lowercase",
+    "--truncation",
+    "head_tail",
+]
+
+
+@pytest.fixture(scope="module")
+def kfold_run(tiny_encoder_dir, tmp_path_factory):
+    from .conftest import DEMO_TEST, DEMO_TRAIN
+
+    data = tmp_path_factory.mktemp("kfold-data")
+    train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
+    train = pd.concat([train[train.judgement == "1"].head(6), train[train.judgement == "0"].head(54)])
+    train.sample(frac=1, random_state=0).to_csv(data / "train.csv", index=False)
+    pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(10).to_csv(data / "test.csv", index=False)
+    out = tmp_path_factory.mktemp("kfold") / "out"
+    args = ["--model_name_or_path", tiny_encoder_dir, "--train_file", data / "train.csv"]
+    args += ["--test_file", data / "test.csv", "--output_dir", out, *ARGS]
+    result = run_script(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, args, result
+
+
+def test_oof_covers_every_training_id_once(kfold_run):
+    out, _, _ = kfold_run
+    oof = pd.read_csv(out / "oof.csv", dtype={"id": str})
+    assert list(oof.columns) == ["id", "fold", "label", "probability"]
+    assert len(oof) == 60 and oof["id"].is_unique and sorted(oof["fold"].unique()) == [0, 1]
+    for k in (0, 1):
+        fold = pd.read_csv(out / f"fold_{k}" / "eval_predictions.csv", dtype={"id": str})
+        assert set(fold["id"]) == set(oof.loc[oof.fold == k, "id"])
+        assert (out / f"fold_{k}" / "model.safetensors").is_file()  # each fold keeps its model
+        assert not list((out / f"fold_{k}").glob("checkpoint-*"))
+
+
+def test_test_predictions_are_the_fold_ensemble(kfold_run):
+    out, _, _ = kfold_run
+    folds = [pd.read_csv(out / f"fold_{k}" / "predictions.csv")["probability"].to_numpy() for k in (0, 1)]
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    expected = 1 / (1 + np.exp(-(logit(folds[0]) + logit(folds[1])) / 2))
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert np.allclose(predictions["probability"], expected)
+    results = json.loads((out / "kfold_results.json").read_text())
+    assert results["threshold_used"] == results["oof_threshold"]
+    assert (predictions["prediction"] == (predictions["probability"] >= results["oof_threshold"])).all()
+    for key in ("honest_oof_fbeta", "oof_fbeta", "mean_fold_threshold", "oof_roc_auc", "mean_fold_roc_auc"):
+        assert key in results
+    assert (out / "threshold_curve.png").is_file() and (out / "summary.md").is_file()
+
+
+def test_fold_models_keep_their_text_options(kfold_run, tester):
+    out, _, _ = kfold_run
+    options = json.loads((out / "fold_0" / "text_options.json").read_text())
+    assert options["separator_token"] == "[TASEP]" and options["lowercase"] and options["truncation"] == "head_tail"
+    assert "[TASEP]" in (out / "fold_0" / "tokenizer.json").read_text()
+    config = json.loads((out / "fold_0" / "config.json").read_text())
+    assert config["encoder_config"]["vocab_size"] == len(tester.vocab) + 1  # resized for the new token
+
+
+def test_rerun_skips_finished_folds(kfold_run):
+    out, args, _ = kfold_run
+    before = (out / "oof.csv").read_text()
+    result = run_script(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped_folds=[0, 1]" in result.stdout
+    assert (out / "oof.csv").read_text() == before
