@@ -42,6 +42,7 @@ from screening.report import write_report
 from screening.runs import last_complete_checkpoint, resolve_output_dir, save_metrics, save_trainer_state
 from screening.text import (
     TextArguments,
+    TextOptions,
     add_separator_token,
     encode,
     prepare_texts,
@@ -314,9 +315,10 @@ def resolve_max_length(requested, tokenizer, model):
     return length
 
 
-def tokenize(frame, tokenizer, data_args, text_options, max_length, training_args, desc, cache_dir=None):
+def tokenize(frame, tokenizer, data_args, max_length, training_args, desc, cache_dir=None, text_options=None):
     """A tokenized `datasets.Dataset` (input ids, attention mask, length[, labels]); texts built, cleaned and
     truncated the same way for every split; loaded from `cache_dir` when tokenized there before."""
+    text_options = text_options or TextOptions()
     separator = data_args.text_separator or tokenizer.sep_token or "|"
     texts = prepare_texts(frame, data_args.text_column_list, separator, text_options)
     labels = frame["labels"].astype(np.float32).to_numpy() if "labels" in frame else None
@@ -402,7 +404,7 @@ def train_eval_predict(
     cache_dir = (fast_args.tokenization_cache_dir or default_cache_dir()) if fast_args.cache_tokenization else None
 
     def tokenized(frame, desc):
-        return tokenize(frame, tokenizer, data_args, text_options, max_length, training_args, desc, cache_dir)
+        return tokenize(frame, tokenizer, data_args, max_length, training_args, desc, cache_dir, text_options)
 
     train_ds = tokenized(train, "Tokenizing train") if training_args.do_train else None
     eval_ds = (
