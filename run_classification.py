@@ -32,8 +32,9 @@ from transformers import (
 
 from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
-from screening import io
+from screening import hub, io
 from screening.data import ScreeningInputError, build_texts, check_two_classes, load_split
+from screening.launch import check_precision
 from screening.metrics import screening_metrics, sigmoid
 from screening.runs import resolve_output_dir, save_metrics, save_trainer_state
 from screening.tokenization import default_cache_dir, tokenize_texts
@@ -243,6 +244,7 @@ def check_args(model_args, data_args, training_args):
         raise ScreeningInputError("--validation_split_percentage must be in [0, 100)")
     if not data_args.text_column_list:
         raise ScreeningInputError("--text_columns names no column")
+    check_precision(training_args)
 
 
 def load_data(data_args, training_args):
@@ -373,6 +375,8 @@ def main():
     )
     logger.info(f"Training/evaluation parameters {training_args}")
     check_args(model_args, data_args, training_args)
+    # Trainer would push every checkpoint with its own card; this script pushes once, at the end, hub.hub_files
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     # Every check of the user's input runs before Trainer(...) creates output_dir.
     last_checkpoint = resolve_output_dir(
         training_args.output_dir,
@@ -420,7 +424,7 @@ def main():
     )
     out = Path(training_args.output_dir)
     main_process = trainer.is_world_process_zero()
-    summary, all_metrics = {}, {}
+    summary, all_metrics, eval_metrics = {}, {}, {}
 
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=last_checkpoint)
@@ -434,7 +438,7 @@ def main():
     if training_args.do_eval:
         logger.info("*** Evaluate and tune the threshold ***")
         output = trainer.predict(eval_ds, metric_key_prefix="eval")
-        metrics = dict(output.metrics, eval_samples=len(eval_ds))
+        metrics = eval_metrics = dict(output.metrics, eval_samples=len(eval_ds))
         model.config.threshold = float(metrics["eval_threshold"])
         trainer.log_metrics("eval", metrics)
         trainer.save_model()  # the tuned threshold is part of the saved model
@@ -466,6 +470,27 @@ def main():
             summary.update(predicted_includes=int(labels.sum()), predicted_records=len(labels))
 
     if main_process:
+        if training_args.do_train or training_args.do_eval:
+            settings = hub.training_settings(model_args, data_args, training_args, model)
+            dataset = hub.dataset_description(data_args, train, validation) if validation is not None else None
+            card = hub.model_card(
+                training_args.hub_model_id or out.name,
+                eval_metrics,
+                settings,
+                dataset,
+                train_records=len(train_ds) if train_ds is not None else None,
+            )
+            hub.write_model_card(out, card)
+        if push_to_hub:
+            repo_id = training_args.hub_model_id or out.resolve().name
+            commit = hub.push_to_hub(
+                out,
+                repo_id,
+                token=training_args.hub_token,
+                private=training_args.hub_private_repo,
+                revision=training_args.hub_revision,
+            )
+            logger.info(f"Pushed {', '.join(hub.hub_files(out))} to {commit.commit_url}")
         figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
         print(
             f"\nDone. {figures}\nOutputs in {out.resolve()}: "
