@@ -214,3 +214,27 @@ def test_fp16_without_gpu_is_refused_before_anything_is_written(tiny_encoder_dir
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: --fp16 needs a GPU")
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("name", ["cpu_multi_process", "single_gpu", "multi_gpu", "deepspeed_zero2"])
+def test_accelerate_configs_load(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(REPO / "accelerate_configs" / f"{name}.yaml"))
+    expected = {"cpu_multi_process": "MULTI_GPU", "single_gpu": "NO", "multi_gpu": "MULTI_GPU"}
+    assert str(config.distributed_type).split(".")[-1] == expected.get(name, "DEEPSPEED")
+    if name == "deepspeed_zero2":
+        assert (REPO / config.deepspeed_config["deepspeed_config_file"]).is_file()
+
+
+def test_accelerate_cpu_config_starts_two_processes(tmp_path):
+    """The README's accelerate command for CPU processes really starts 2 (`accelerate launch --cpu` starts 1)."""
+    script = tmp_path / "ranks.py"
+    script.write_text("import os\nprint(f\"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}\")\n")
+    config = REPO / "accelerate_configs" / "cpu_multi_process.yaml"
+    result = run(["accelerate", "launch", "--config_file", config, "--main_process_port", free_port(), script])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(line for line in result.stdout.splitlines() if line.startswith("rank")) == [
+        "rank 0 of 2",
+        "rank 1 of 2",
+    ]
