@@ -41,6 +41,7 @@ if [ -n "${MODEL:-}" ]; then
   MODEL_DIR=$MODEL
 elif [ -d .gpu/minilm ]; then
   MODEL_DIR=$WORK/minilm
+  MODEL_NOTE=" (from .gpu/minilm: weights carried in fp16, upcast to fp32, rounding at most 1e-3)"
   $PY - "$MODEL_DIR" <<'EOF'
 import shutil, sys
 from pathlib import Path
@@ -135,7 +136,7 @@ run_phase zero3 "bf16, ZeRO-3" "${DS_LAUNCH[@]}" -- --bf16 --deepspeed ds_config
   echo
   echo "Machine: $versions."
   echo
-  echo "all-MiniLM-L6-v2 (\`$MODEL_DIR\`) fine-tuned on data/demo (1,866 training records, 20% held out"
+  echo "all-MiniLM-L6-v2 (\`$MODEL_DIR\`${MODEL_NOTE:-}) fine-tuned on data/demo (1,866 training records, 20% held out"
   echo "for the threshold and metrics, 467 predicted): $STEPS steps, batch $BATCH, every input padded to $SEQ"
   echo "tokens, weighted BCE. Throughput is Trainer's train/eval samples per second (eval batch 128);"
   echo "F7 and ROC AUC are on the held-out 20% after only $STEPS steps, a sanity check that each precision"

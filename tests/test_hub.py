@@ -17,8 +17,7 @@ from transformers import AutoTokenizer, pipeline
 from modeling import ScreeningForSequenceClassification
 from screening.predict import screen, screening_labels
 
-from .conftest import REPO
-from .test_run_classification import small_data  # noqa: F401  (fixture)
+from .conftest import DEMO_TRAIN, REPO
 
 REPO_ID = "someone/screening-tiny"
 PUSHED = {
@@ -70,7 +69,17 @@ RECORDING_RUNNER = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def pushed(small_data, tiny_encoder_dir, tmp_path_factory):  # noqa: F811
+def small_data(tmp_path_factory):
+    """120 training rows with 12 positives, cut from the shipped demo data."""
+    path = tmp_path_factory.mktemp("hub-data")
+    train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
+    train = pd.concat([train[train.judgement == "1"].head(12), train[train.judgement == "0"].head(108)])
+    train.sample(frac=1, random_state=0).to_csv(path / "train.csv", index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pushed(small_data, tiny_encoder_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("push")
     out, hub = root / "out", root / "hub"
     hub.mkdir()
