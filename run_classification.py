@@ -34,9 +34,10 @@ from transformers import (
 
 from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
-from screening import io
-from screening.data import ScreeningInputError, check_two_classes, load_split
+from screening import hub, io
+from screening.data import ScreeningInputError, check_folds, check_two_classes, load_split
 from screening.kfold import CrossValidationArguments, FoldOutput, load_kfold_data, run_kfold
+from screening.launch import check_precision
 from screening.metrics import screening_metrics, sigmoid
 from screening.report import write_report
 from screening.runs import last_complete_checkpoint, resolve_output_dir, save_metrics, save_trainer_state
@@ -265,6 +266,7 @@ def check_args(model_args, data_args, training_args):
         raise ScreeningInputError("--validation_split_percentage must be in [0, 100)")
     if not data_args.text_column_list:
         raise ScreeningInputError("--text_columns names no column")
+    check_precision(training_args)
 
 
 def load_data(data_args, training_args):
@@ -431,7 +433,7 @@ def train_eval_predict(
     )
     out = Path(training_args.output_dir)
     main_process = trainer.is_world_process_zero()
-    summary, all_metrics = {}, {}
+    summary, all_metrics, eval_metrics = {}, {}, {}
     eval_probabilities = test_probabilities = None
 
     if training_args.do_train:
@@ -448,7 +450,7 @@ def train_eval_predict(
     if training_args.do_eval:
         logger.info("*** Evaluate and tune the threshold ***")
         output = trainer.predict(eval_ds, metric_key_prefix="eval")
-        metrics = dict(output.metrics, eval_samples=len(eval_ds))
+        metrics = eval_metrics = dict(output.metrics, eval_samples=len(eval_ds))
         model.config.threshold = float(metrics["eval_threshold"])
         trainer.log_metrics("eval", metrics)
         trainer.save_model()  # the tuned threshold is part of the saved model
@@ -480,6 +482,17 @@ def train_eval_predict(
             save_metrics(out, "predict", metrics, all_metrics)
             summary.update(predicted_includes=int(labels.sum()), predicted_records=len(labels))
 
+    if main_process and (training_args.do_train or training_args.do_eval):
+        settings = hub.training_settings(model_args, data_args, training_args, model)
+        dataset = hub.dataset_description(data_args, train, validation) if validation is not None else None
+        card = hub.model_card(
+            training_args.hub_model_id or out.name,
+            eval_metrics,
+            settings,
+            dataset,
+            train_records=len(train_ds) if train_ds is not None else None,
+        )
+        hub.write_model_card(out, card)
     return {"summary": summary, "eval_probabilities": eval_probabilities, "test_probabilities": test_probabilities}
 
 
@@ -505,6 +518,7 @@ def cross_validate(model_args, data_args, training_args, fast_args, cv_args, tex
     if test is not None and data_args.max_predict_samples is not None:
         test = test.iloc[: data_args.max_predict_samples].reset_index(drop=True)
     check_two_classes(train["labels"], data_args.train_file, "--train_file")
+    check_folds(train["labels"], cv_args.num_folds, data_args.train_file)
 
     def fit_fold(fold_train, valid, fold_test, fold_dir):
         fold_args = copy.deepcopy(training_args)
@@ -550,6 +564,8 @@ def main():
     logger.info(f"Training/evaluation parameters {training_args}")
     check_args(model_args, data_args, training_args)
     text_options = resolve_text_options(text_args, model_args.model_name_or_path)
+    # Trainer would push every checkpoint with its own card; this script pushes once, at the end, hub.hub_files
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     out = Path(training_args.output_dir)
     if cv_args.num_folds:
         summary = cross_validate(model_args, data_args, training_args, fast_args, cv_args, text_options)
@@ -569,6 +585,16 @@ def main():
         )["summary"]
 
     if training_args.process_index == 0:
+        if push_to_hub:
+            repo_id = training_args.hub_model_id or out.resolve().name
+            commit = hub.push_to_hub(
+                out,
+                repo_id,
+                token=training_args.hub_token,
+                private=training_args.hub_private_repo,
+                revision=training_args.hub_revision,
+            )
+            logger.info(f"Pushed {', '.join(hub.hub_files(out))} to {commit.commit_url}")
         figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
         print(
             f"\nDone. {figures}\nOutputs in {out.resolve()}: "

@@ -78,5 +78,10 @@ class ScreeningConfig(PreTrainedConfig):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
+    @property
+    def hidden_size(self):
+        """The encoder's hidden size (DeepSpeed sizes its "auto" buckets from `config.hidden_size`)."""
+        return self.encoder_config.hidden_size
+
 
 __all__ = ["ScreeningConfig"]

@@ -66,7 +66,9 @@ class ScreeningPreTrainedModel(PreTrainedModel):
         config = ScreeningConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
         config._attn_implementation = encoder.config._attn_implementation
         model = cls(config)
-        model.encoder.load_state_dict(encoder.state_dict(), strict=True)
+        # Take the loaded encoder itself rather than copying its weights: under DeepSpeed ZeRO-3 both models'
+        # parameters are partitioned and a state_dict copy would silently keep the random ones.
+        model.encoder = encoder
         model.to(encoder.dtype)
         new = [n for n, _ in model.named_parameters() if not n.startswith(f"{cls.base_model_prefix}.")]
         logger.warning(
