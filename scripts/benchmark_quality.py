@@ -107,7 +107,8 @@ def stage_features(args, review, data):
     if complete(out):
         return
     argv = ["--model_name_or_path", args.model_name_or_path, "--pooling", "mean", "--max_seq_length", "256"]
-    argv += ["--bf16", "--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
+    argv += ["--bf16"] if args.bf16 else []
+    argv += ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
     argv += ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
     argv += ["--fold_seed", str(FOLD_SEED), "--classifier", "lr", "--C", "0.1"]
     timed(out, lambda: main(argv), "python scripts/run_features.py " + shown(args, argv))
@@ -336,7 +337,9 @@ def parse_args(argv=None):
     parser.add_argument("--reviews", default=",".join(REVIEWS), help="Comma-separated file stems.")
     parser.add_argument("--model_name_or_path", default=None, help="Encoder (default: the embedded MiniLM).")
     parser.add_argument("--finetune_flags", default=FINETUNE_FLAGS, help="run_classification.py flags.")
-    parser.add_argument("--bf16", action="store_true", help="Fine-tune with --bf16 (on a GPU).")
+    parser.add_argument(
+        "--bf16", action="store_true", help="bf16 for the MiniLM features and the fine-tune (a GPU, or a CPU with AMX)."
+    )
     parser.add_argument("--parallel", type=int, default=1, help="Fine-tune this many reviews at once.")
     parser.add_argument("--pack", default=None, help="Write the fine-tune results (no models) to this .tar.gz.")
     parser.add_argument("--unpack", default=None, help="Extract a --pack archive into --results_dir first.")

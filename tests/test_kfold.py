@@ -149,3 +149,15 @@ def test_report_files_are_written(tmp_path):
     assert "honest_oof_fbeta" in summary and "threshold_curve.png" in summary and "cmd --x" in summary
     results = json.loads((tmp_path / "kfold_results.json").read_text())
     assert len(results["folds"]) == 3 and results["records"] == 60
+
+
+def test_sample_negatives_keeps_every_positive_and_the_ratio():
+    from screening.data import sample_negatives
+
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(100)], "labels": [1 if i % 10 == 0 else 0 for i in range(100)]})
+    sampled = sample_negatives(frame, 3, seed=1)
+    assert sampled["labels"].sum() == 10 and len(sampled) == 40
+    assert list(sampled["id"]) == sorted(sampled["id"], key=lambda i: int(i[1:]))  # original order kept
+    assert sampled.equals(sample_negatives(frame, 3, seed=1))
+    assert not sampled.equals(sample_negatives(frame, 3, seed=2))
+    assert len(sample_negatives(frame, 50, seed=1)) == 100  # fewer negatives than asked: all of them

@@ -31,6 +31,8 @@ ARGS = [
     "--lowercase",
     "--truncation",
     "head_tail",
+    "--negative_sampling_ratio",
+    2,
 ]
 
 
@@ -61,6 +63,13 @@ def test_oof_covers_every_training_id_once(kfold_run):
         assert set(fold["id"]) == set(oof.loc[oof.fold == k, "id"])
         assert (out / f"fold_{k}" / "model.safetensors").is_file()  # each fold keeps its model
         assert not list((out / f"fold_{k}").glob("checkpoint-*"))
+
+
+def test_negative_sampling_trains_on_a_sample_and_scores_every_record(kfold_run):
+    out, _, _ = kfold_run
+    for k in (0, 1):  # each fold's training half: 3 positives and 27 negatives, of which 2 per positive are kept
+        assert json.loads((out / f"fold_{k}" / "train_results.json").read_text())["train_samples"] == 9
+        assert len(pd.read_csv(out / f"fold_{k}" / "eval_predictions.csv")) == 30
 
 
 def test_test_predictions_are_the_fold_ensemble(kfold_run):

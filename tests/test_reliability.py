@@ -172,6 +172,7 @@ BAD_FLAGS = {  # case: (extra flags, fragments)
                       ["--model_name_or_path /nonexistent/model is neither a local folder nor a Hub model"]),
     "training_args_check": (["--load_best_model_at_end", "--eval_strategy", "epoch"],
                             ["--load_best_model_at_end requires the save and eval strategy to match"]),
+    "bad_negative_sampling": (["--negative_sampling_ratio", "0"], ["--negative_sampling_ratio must be > 0", "got 0"]),
     "resume_from_nothing": (["--resume_from_checkpoint", "/nonexistent/checkpoint-5"], ["--resume_from_checkpoint"]),
 }  # fmt: skip
 
