@@ -42,17 +42,19 @@ def fbeta_score(tp, fp, fn, beta):
 def threshold_curve(labels, probs, beta=7.0):
     """Every candidate threshold (each distinct probability, descending) with tp, fp, fn and F-beta.
 
-    One sort and cumulative sums: O(n log n). Counts are taken at the last index of each tie
-    group, so a group of tied scores is never split.
+    O(n log n) without an argsort: all scores are sorted once (a value sort, SIMD-fast), tie groups are read at
+    their ends, so a group of tied scores is never split, and tp at each threshold comes from a binary search
+    among the (few) positives' sorted scores.
     """
     labels, probs = _as_arrays(labels, probs)
-    order = np.argsort(-probs)  # order inside a tie group does not matter: counts are read at group ends
-    p, y = probs[order], labels[order]
+    p = np.sort(probs)[::-1]
     ends = np.r_[np.flatnonzero(p[1:] != p[:-1]), p.size - 1] if p.size else np.array([], dtype=np.int64)
-    tp = np.cumsum(y)[ends]
+    thresholds = p[ends]
+    positives = np.sort(probs[labels == 1])
+    tp = positives.size - np.searchsorted(positives, thresholds, side="left")  # positives with p >= threshold
     fp = ends + 1 - tp
-    fn = labels.sum() - tp
-    return {"threshold": p[ends], "tp": tp, "fp": fp, "fn": fn, "fbeta": fbeta_score(tp, fp, fn, beta)}
+    fn = positives.size - tp
+    return {"threshold": thresholds, "tp": tp, "fp": fp, "fn": fn, "fbeta": fbeta_score(tp, fp, fn, beta)}
 
 
 def best_threshold(labels, probs, beta=7.0):
