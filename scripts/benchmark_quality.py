@@ -49,11 +49,12 @@ MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr", "minilm_finetune")
 STACK = "stack_rank"
 PIPELINES = MEMBERS + (STACK,)
 BASELINE = "tfidf_lr"
-FINETUNE_FLAGS = (
+FINETUNE_FLAGS = (  # cut to fit 2 CPU cores: 128 tokens, 2 epochs over all positives + 3 negatives per positive
     "--do_train --num_folds 5 --fold_seed 471 --fold_normalization rank --head_type mean "
-    "--loss_type weighted_bce --pos_weight auto --max_seq_length 256 --num_train_epochs 3 "
-    "--per_device_train_batch_size 32 --per_device_eval_batch_size 128 --learning_rate 5e-5 --warmup_steps 0.1 "
-    "--weight_decay 0.01 --eval_strategy no --save_strategy no --logging_steps 50 --seed 42 --report_to none"
+    "--loss_type weighted_bce --pos_weight auto --max_seq_length 128 --negative_sampling_ratio 3 "
+    "--num_train_epochs 2 --per_device_train_batch_size 16 --per_device_eval_batch_size 64 --learning_rate 1e-4 "
+    "--warmup_steps 0.1 --weight_decay 0.01 --eval_strategy no --save_strategy no --logging_steps 20 --seed 42 "
+    "--report_to none"
 )
 
 
@@ -214,6 +215,15 @@ def figures(out):
     return row
 
 
+def machine():
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return gpu or f"{platform.machine()} CPU, {os.cpu_count()} cores"
+
+
 def fmt(value, digits=3):
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
@@ -239,13 +249,11 @@ def table(args, reviews):
         "- `tfidf_lr`: TF-IDF (1-2 grams, min_df 2, sublinear tf) + logistic regression (C=10, balanced) — the "
         "baseline.",
         "- `tfidf_nb`: the same TF-IDF + complement naive Bayes (alpha 0.3, balanced sample weights).",
-        "- `minilm_features_lr`: frozen all-MiniLM-L6-v2, mean pooled, 256 tokens, bf16 inference (on the GPU: on "
-        "these shared CPU cores it ran at 3 records/s fp32 and slower in bf16); "
-        "standardised + logistic regression (C=0.1, balanced).",
-        "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py --num_folds 5` (mean head, "
-        "weighted BCE with pos_weight auto, 256 tokens, 3 epochs, batch 32, lr 5e-5, bf16 on one H100, no epoch "
-        "selection on the validation fold); fold scores rank-normalised per fold before pooling "
-        "(`--fold_normalization rank`).",
+        "- `minilm_features_lr`: frozen all-MiniLM-L6-v2, mean pooled, 256 tokens, "
+        f"{'bf16' if args.bf16 else 'fp32'} inference; standardised + logistic regression (C=0.1, balanced).",
+        "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
+        f"`{args.finetune_flags}`{' --bf16' if args.bf16 else ''} (no epoch selection on the validation fold; "
+        "fold scores rank-normalised per fold before pooling).",
         f"- `{STACK}`: rank average (each member's percentile among its own OOF scores) of every member present "
         "for the review; fixed in advance, not chosen per review.",
         "",
@@ -304,9 +312,8 @@ def table(args, reviews):
             )
     lines += [
         "",
-        "Wall times: TF-IDF and stack runs on 2 CPU cores shared with other jobs; MiniLM features (embedding "
-        "included) and fine-tune on one H100, the fine-tune being the whole 5-fold run of one review with three "
-        "reviews sharing the GPU at once. "
+        f"Wall times on this machine ({machine()}); the fine-tune's is the whole 5-fold run of one review "
+        "(training and scoring every record once), the features' includes embedding. "
         "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure here is one fold "
         "seed: treat differences below ~0.03 as noise.",
         "",
