@@ -46,8 +46,8 @@ REVIEWS = (
 )
 FOLDS, FOLD_SEED, BETA = 5, 471, 7.0
 MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr", "minilm_finetune")
-STACK = "stack_rank"
-PIPELINES = MEMBERS + (STACK,)
+STACKS = {"stack_rank": "rank", "stack_lr": "lr"}  # both fixed in advance, over every member present
+PIPELINES = MEMBERS + tuple(STACKS)
 BASELINE = "tfidf_lr"
 FINETUNE_FLAGS = (  # cut to fit 2 CPU cores: 128 tokens, 2 epochs over all positives + 3 negatives per positive
     "--do_train --num_folds 5 --fold_seed 471 --fold_normalization rank --head_type mean "
@@ -156,11 +156,13 @@ def stage_stack(args, review):
     from screening.stacking import stack_runs
 
     members = [run_dir(args, review, m) for m in MEMBERS if (run_dir(args, review, m) / "oof.csv").is_file()]
-    out = run_dir(args, review, STACK)
     if len(members) < 2:
         return
-    argv = ["--runs", *map(str, members), "--method", "rank", "--output_dir", str(out)]
-    timed(out, lambda: stack_runs(members, out, "rank"), "python scripts/stack.py " + shlex.join(argv))
+    for name, method in STACKS.items():
+        out = run_dir(args, review, name)
+        argv = ["--runs", *map(str, members), "--method", method, "--output_dir", str(out)]
+        command = "python scripts/stack.py " + shlex.join(argv)
+        timed(out, lambda out=out, method=method: stack_runs(members, out, method), command)
 
 
 def pack(args, path, reviews):
@@ -254,8 +256,9 @@ def table(args, reviews):
         "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
         f"`{args.finetune_flags}`{' --bf16' if args.bf16 else ''} (no epoch selection on the validation fold; "
         "fold scores rank-normalised per fold before pooling).",
-        f"- `{STACK}`: rank average (each member's percentile among its own OOF scores) of every member present "
-        "for the review; fixed in advance, not chosen per review.",
+        "- `stack_rank`: rank average (each member's percentile among its own OOF scores) of every member "
+        "present for the review; `stack_lr`: logistic regression on the members' OOF logits, nested (each fold's "
+        "blend fitted on the other folds). Both fixed in advance, not chosen per review.",
         "",
         "## Honest OOF F7 per review",
         "",
