@@ -45,7 +45,6 @@ from screening.text import (
     TextArguments,
     TextOptions,
     add_separator_token,
-    encode,
     prepare_texts,
     resolve_text_options,
     save_text_options,
@@ -339,15 +338,17 @@ def tokenize(frame, tokenizer, data_args, max_length, training_args, desc, cache
     labels = frame["labels"].astype(np.float32).to_numpy() if "labels" in frame else None
     padding = "max_length" if data_args.pad_to_max_length else False
     with training_args.main_process_first(desc=desc):
-        if text_options.truncation == "head":
-            return tokenize_texts(
-                texts, labels, tokenizer, max_length, padding, cache_dir, data_args.preprocessing_num_workers, desc
-            )
-        table = dict(encode(tokenizer, texts, max_length, text_options, padding=padding))  # head + tail
-        table["length"] = [int(sum(mask)) for mask in table["attention_mask"]]
-        if labels is not None:
-            table["labels"] = labels
-        return datasets.Dataset.from_dict(table)
+        return tokenize_texts(
+            texts,
+            labels,
+            tokenizer,
+            max_length,
+            padding,
+            cache_dir,
+            data_args.preprocessing_num_workers,
+            desc,
+            text_options,
+        )
 
 
 def resolve_pos_weight(value, train):

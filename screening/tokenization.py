@@ -10,15 +10,18 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-CACHE_VERSION = 1
+from .text import TextOptions, encode
+
+CACHE_VERSION = 2
 
 
 def default_cache_dir():
     return Path(datasets.config.HF_DATASETS_CACHE) / "screening_tokenized"
 
 
-def cache_key(texts, labels, tokenizer, max_length, padding):
+def cache_key(texts, labels, tokenizer, max_length, padding, options=None):
     """A digest of everything the tokenized dataset depends on."""
+    options = options or TextOptions()
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode("utf-8"))
@@ -26,6 +29,7 @@ def cache_key(texts, labels, tokenizer, max_length, padding):
     if labels is not None:
         digest.update(np.ascontiguousarray(labels, dtype=np.float32).tobytes())
     settings = {"max_length": max_length, "padding": padding, "version": CACHE_VERSION}
+    settings.update(truncation=options.truncation, head_tokens=options.head_tokens)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     digest.update(tokenizer_fingerprint(tokenizer).encode())
     return digest.hexdigest()[:32]
@@ -45,16 +49,19 @@ def tokenizer_fingerprint(tokenizer):
     return json.dumps([type(tokenizer).__name__, state, settings, tokenizer.truncation_side], default=str)
 
 
-def tokenize_texts(texts, labels, tokenizer, max_length, padding=False, cache_dir=None, num_proc=None, desc=None):
+def tokenize_texts(
+    texts, labels, tokenizer, max_length, padding=False, cache_dir=None, num_proc=None, desc=None, options=None
+):
     """A `datasets.Dataset` with `input_ids`, `attention_mask` (and `token_type_ids` where the tokenizer
-    makes them), `length` (real tokens) and, when given, float `labels`.
+    makes them), `length` (real tokens) and, when given, float `labels`. `options` (TextOptions) chooses the
+    truncation: the head (default) or head + tail.
 
     With `cache_dir`, a dataset tokenized before from the same texts, labels, tokenizer and settings is
     loaded from `cache_dir/<key>` instead (memory-mapped); a new one is saved there atomically.
     """
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / cache_key(texts, labels, tokenizer, max_length, padding)
+        path = Path(cache_dir) / cache_key(texts, labels, tokenizer, max_length, padding, options)
         if (path / "dataset_info.json").exists():
             return datasets.load_from_disk(str(path))
     table = {"text": list(texts)}
@@ -62,13 +69,12 @@ def tokenize_texts(texts, labels, tokenizer, max_length, padding=False, cache_di
         table["labels"] = np.asarray(labels, dtype=np.float32)
     dataset = datasets.Dataset.from_dict(table)
 
-    def encode(batch):
-        return tokenizer(batch["text"], padding=padding, truncation=True, max_length=max_length, return_length=True)
+    def encode_batch(batch):
+        encoded = dict(encode(tokenizer, batch["text"], max_length, options or TextOptions(), padding=padding))
+        encoded["length"] = [int(sum(mask)) for mask in encoded["attention_mask"]]  # real tokens, not padding
+        return encoded
 
-    dataset = dataset.map(encode, batched=True, remove_columns=["text"], num_proc=num_proc, desc=desc)
-    if "length" in dataset.column_names and padding:
-        # `return_length` counts padding too; keep real tokens only
-        dataset = dataset.map(lambda b: {"length": [int(sum(m)) for m in b["attention_mask"]]}, batched=True)
+    dataset = dataset.map(encode_batch, batched=True, remove_columns=["text"], num_proc=num_proc, desc=desc)
     if path is None:
         return dataset
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -121,6 +121,21 @@ def test_tokenization_cache_hit(tester, texts, tmp_path):
     assert len(calls) > n_calls and len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 3
 
 
+def test_head_tail_truncation_is_cached_and_keyed(tester, texts, tmp_path):
+    from screening.text import TextOptions
+
+    long_texts = [text + " " + " ".join(["z"] * 80) for text in texts[:6]]
+    head_tail = TextOptions(truncation="head_tail", head_tokens=8)
+    first = tokenize_texts(long_texts, None, tester.tokenizer(), 32, cache_dir=tmp_path, options=head_tail)
+    tail_id = tester.tokenizer().convert_tokens_to_ids("z")
+    assert all(len(ids) == 32 and ids[-2] == tail_id for ids in first["input_ids"])  # the tail is kept
+    again = tokenize_texts(long_texts, None, tester.tokenizer(), 32, cache_dir=tmp_path, options=head_tail)
+    assert again["input_ids"] == first["input_ids"]
+    head = tokenize_texts(long_texts, None, tester.tokenizer(), 32, cache_dir=tmp_path)
+    assert head["input_ids"] != first["input_ids"]  # another truncation: another cache entry
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
+
+
 def test_padded_tokenization_reports_real_lengths(tester, texts):
     dataset = tokenize_texts(texts[:5], None, tester.tokenizer(), 64, padding="max_length")
     assert all(len(ids) == 64 for ids in dataset["input_ids"])
