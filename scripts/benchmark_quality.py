@@ -52,7 +52,7 @@ BASELINE = "tfidf_lr"
 FINETUNE_FLAGS = (  # cut to fit 2 CPU cores: 128 tokens, 2 epochs over all positives + 3 negatives per positive
     "--do_train --num_folds 5 --fold_seed 471 --fold_normalization rank --head_type mean "
     "--loss_type weighted_bce --pos_weight auto --max_seq_length 128 --negative_sampling_ratio 3 "
-    "--num_train_epochs 2 --per_device_train_batch_size 16 --per_device_eval_batch_size 64 --learning_rate 1e-4 "
+    "--num_train_epochs 2 --per_device_train_batch_size 8 --per_device_eval_batch_size 64 --learning_rate 1e-4 "
     "--warmup_steps 0.1 --weight_decay 0.01 --eval_strategy no --save_strategy no --logging_steps 20 --seed 42 "
     "--report_to none"
 )
