@@ -125,3 +125,20 @@ def test_features_embed_pooling_and_cache(tiny_encoder_dir, demo_files, tmp_path
     for result, name in ((first, "lr"), (second, "gbm")):
         assert 0 <= result["honest_oof_fbeta"] <= 1
         assert len(pd.read_csv(tmp_path / name / "oof.csv")) == 120
+
+
+def test_features_classifier_c_auto_picks_c_inside_the_training_part():
+    from sklearn.linear_model import LogisticRegressionCV
+
+    from screening.data import ScreeningInputError
+    from screening.features import AUTO_CS, FeatureArguments, make_classifier
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(300) < 0.1).astype(int)
+    x = rng.normal(size=(300, 20)) + labels[:, None] * np.r_[2.0, np.zeros(19)]
+    model = make_classifier(FeatureArguments(model_name_or_path="m", C="auto"), labels).fit(x, labels)
+    chosen = model[-1]
+    assert isinstance(chosen, LogisticRegressionCV) and chosen.C_ in AUTO_CS
+    assert model.predict_proba(x)[:, 1][labels == 1].mean() > model.predict_proba(x)[:, 1][labels == 0].mean()
+    with pytest.raises(ScreeningInputError, match="--C must be a number or 'auto'; got 'big'"):
+        make_classifier(FeatureArguments(model_name_or_path="m", C="big"), labels)
