@@ -252,7 +252,8 @@ def table(args, reviews):
         "baseline.",
         "- `tfidf_nb`: the same TF-IDF + complement naive Bayes (alpha 0.3, balanced sample weights).",
         "- `minilm_features_lr`: frozen all-MiniLM-L6-v2, mean pooled, 256 tokens, "
-        f"{'bf16' if args.bf16 else 'fp32'} inference; standardised + logistic regression (balanced; C chosen per fold by an inner 3-fold CV on the training part, `--C auto`).",
+        f"{'bf16' if args.bf16 else 'fp32'} inference; standardised + logistic regression "
+        "(balanced; C chosen per fold by an inner 3-fold CV on the training part, `--C auto`).",
         "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
         f"`{args.finetune_flags}`{' --bf16' if args.bf16 else ''} (no epoch selection on the validation fold; "
         "fold scores rank-normalised per fold before pooling).",
