@@ -52,6 +52,13 @@ def parse_args(argv=None):
     parser.add_argument("--eval_batch_size", type=int, default=64)
     parser.add_argument("--memory_records", type=int, default=40_000)
     parser.add_argument("--memory_max_seq_length", type=int, default=None, help="Default: --max_seq_length.")
+    parser.add_argument(
+        "--memory_layers",
+        type=int,
+        default=None,
+        help="Keep only the encoder's first N layers in the memory stage (default: all). Inference frees each "
+        "layer's activations before the next, so the peak is one layer's; fewer layers only cut the compute.",
+    )
     parser.add_argument("--stages", default="speed,threshold,memory", help="Comma-separated: speed,threshold,memory.")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.md"))
     parser.add_argument("--seed", type=int, default=471)
@@ -251,6 +258,9 @@ def run_memory(args):
     max_length = args.memory_max_seq_length or args.max_seq_length
     work = Path(tempfile.mkdtemp(prefix="speed-memory-"))
     tokenizer, model = build(args, "fast")
+    layers = model.encoder.encoder.layer
+    if args.memory_layers:
+        model.encoder.encoder.layer = layers[: args.memory_layers]
     frame, _, _ = load_rows(args)
     repeats = -(-args.memory_records // len(frame))
     records = pd.concat([frame] * repeats, ignore_index=True).iloc[: args.memory_records]
@@ -275,6 +285,7 @@ def run_memory(args):
         "records": len(dataset),
         "distinct_records": len(frame),
         "max_seq_length": max_length,
+        "encoder_layers": len(model.encoder.encoder.layer),
         "tokenize_s": tokenize_s,
         "predict_s": seconds,
         "samples_per_s": len(dataset) / seconds,
@@ -435,8 +446,9 @@ def to_markdown(args, results, command):
         lines += [
             f"### Memory: predicting {memory['records']:,} records",
             "",
-            f"{memory['distinct_records']} real records repeated, max_seq_length {memory['max_seq_length']}, fast "
-            f"path, one process: peak RSS {memory['peak_rss_mib']:.0f} MiB "
+            f"{memory['distinct_records']} real records repeated, max_seq_length {memory['max_seq_length']}, "
+            f"encoder layers: {memory.get('encoder_layers', 'all')}, fast path, one process: peak RSS "
+            f"{memory['peak_rss_mib']:.0f} MiB "
             f"({memory['peak_rss_mib'] / 1024:.2f} GiB; target < 4 GiB). RSS before prediction "
             f"{memory['rss_before_predict_mib']:.0f} MiB; sampled during prediction (MiB, first to last batch): "
             f"{memory['rss_during_predict_mib']}. Only logits are kept: output shape {memory['predictions_shape']}. "
