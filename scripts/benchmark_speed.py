@@ -456,6 +456,9 @@ def to_markdown(args, results, command):
             f"{memory['tokenize_s']:.0f} s.",
             "",
         ]
+    notes = Path(args.output).with_name(Path(args.output).stem + "_notes.md")
+    if notes.is_file():  # what a person wrote about the run, kept when the figures are rewritten
+        lines += [notes.read_text().rstrip(), ""]
     return "\n".join(lines)
 
 
