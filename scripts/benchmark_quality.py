@@ -111,7 +111,7 @@ def stage_features(args, review, data):
     argv += ["--bf16"] if args.bf16 else []
     argv += ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
     argv += ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
-    argv += ["--fold_seed", str(FOLD_SEED), "--classifier", "lr", "--C", "auto"]
+    argv += ["--fold_seed", str(FOLD_SEED), "--classifier", "lr", "--C", "auto", "--fold_normalization", "rank"]
     timed(out, lambda: main(argv), "python scripts/run_features.py " + shown(args, argv))
 
 
@@ -253,7 +253,9 @@ def table(args, reviews):
         "- `tfidf_nb`: the same TF-IDF + complement naive Bayes (alpha 0.3, balanced sample weights).",
         "- `minilm_features_lr`: frozen all-MiniLM-L6-v2, mean pooled, 256 tokens, "
         f"{'bf16' if args.bf16 else 'fp32'} inference; standardised + logistic regression "
-        "(balanced; C chosen per fold by an inner 3-fold CV on the training part, `--C auto`).",
+        "(balanced; C chosen per fold by an inner 3-fold CV on the training part, `--C auto`); fold scores "
+        "rank-normalised per fold before pooling (`--fold_normalization rank`: C differs between folds, and so "
+        "does the scale of their scores).",
         "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
         f"`{args.finetune_flags}`{' --bf16' if args.bf16 else ''} (no epoch selection on the validation fold; "
         "fold scores rank-normalised per fold before pooling).",
@@ -317,7 +319,7 @@ def table(args, reviews):
     lines += [
         "",
         f"Wall times on this machine ({machine()}); the fine-tune's is the whole 5-fold run of one review "
-        "(training and scoring every record once), the features' includes embedding. "
+        "(training and scoring every record once). "
         "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure here is one fold "
         "seed: treat differences below ~0.03 as noise.",
         "",
@@ -333,6 +335,9 @@ def table(args, reviews):
             row = rows[review, p]
             if row and row["command"]:
                 lines += [f"- {review} / {p}: `{row['command']}`"]
+    notes = Path(args.table).with_name(Path(args.table).stem + "_notes.md")
+    if notes.is_file():  # what a person wrote about the results, kept when the tables are rewritten
+        lines += ["", notes.read_text().rstrip()]
     text = "\n".join(lines) + "\n"
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
     Path(args.table).write_text(text)
