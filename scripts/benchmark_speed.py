@@ -362,7 +362,7 @@ def summarise(args, results):
     return results
 
 
-def to_markdown(args, results, command):
+def to_markdown(args, results, command, notes=None):
     lines = [
         "# Speed benchmark: reference run_classification.py setting vs this project's fast path",
         "",
@@ -435,7 +435,8 @@ def to_markdown(args, results, command):
         lines += [
             f"### Threshold search on {threshold['n']:,} probabilities",
             "",
-            f"Exact vectorised search (one sort, cumulative sums; every distinct probability): "
+            "Exact vectorised search (one value sort, a binary search among the positives; every distinct "
+            "probability): "
             f"{threshold['vectorised_s']:.3f} s, F7 {threshold['exact_fbeta']:.4f}. Python loop over a "
             f"{threshold['grid_points']}-point grid: {threshold['python_grid_loop_s']:.2f} s, F7 "
             f"{threshold['grid_fbeta']:.4f} ({threshold['speedup']:.0f}x slower).",
@@ -456,8 +457,7 @@ def to_markdown(args, results, command):
             f"{memory['tokenize_s']:.0f} s.",
             "",
         ]
-    notes = Path(args.output).with_name(Path(args.output).stem + "_notes.md")
-    if notes.is_file():  # what a person wrote about the run, kept when the figures are rewritten
+    if notes is not None and notes.is_file():  # what a person wrote about the run, kept when the figures are rewritten
         lines += [notes.read_text().rstrip(), ""]
     return "\n".join(lines)
 
@@ -508,7 +508,9 @@ def main(argv=None):
     command = "flock /work/heavy.lock python scripts/benchmark_speed.py " + " ".join(sys.argv[1:])
     results.setdefault("commands", {})[",".join(sorted(stages))] = command
     io.write_json(json_path, results)
-    io.write_text(output, to_markdown(argparse.Namespace(**results.get("speed_args", vars(args))), results, command))
+    notes = output.with_name(output.stem + "_notes.md")
+    speed_args = argparse.Namespace(**results.get("speed_args", vars(args)))
+    io.write_text(output, to_markdown(speed_args, results, command, notes))
     print(output.read_text())
 
 
