@@ -314,9 +314,12 @@ def threshold_benchmark(n=1_000_000, grid=1001, seed=0):
     rng = np.random.default_rng(seed)
     labels = rng.random(n) < 0.03
     probs = np.clip(rng.normal(0.3 + 0.3 * labels, 0.15), 0, 1)
-    start = time.perf_counter()
-    exact = best_threshold(labels, probs)
-    vectorised = time.perf_counter() - start
+    calls = []
+    for _ in range(5):  # the first call also pays for page faults on the fresh arrays; report the median
+        start = time.perf_counter()
+        exact = best_threshold(labels, probs)
+        calls.append(time.perf_counter() - start)
+    vectorised = float(np.median(calls))
     start = time.perf_counter()
     best = (-1.0, None)
     positives = labels.sum()
@@ -329,6 +332,7 @@ def threshold_benchmark(n=1_000_000, grid=1001, seed=0):
     return {
         "n": n,
         "vectorised_s": vectorised,
+        "vectorised_first_call_s": calls[0],
         "python_grid_loop_s": loop,
         "grid_points": grid,
         "exact_fbeta": exact.fbeta,
@@ -436,8 +440,9 @@ def to_markdown(args, results, command, notes=None):
             f"### Threshold search on {threshold['n']:,} probabilities",
             "",
             "Exact vectorised search (one value sort, a binary search among the positives; every distinct "
-            "probability): "
-            f"{threshold['vectorised_s']:.3f} s, F7 {threshold['exact_fbeta']:.4f}. Python loop over a "
+            f"probability): median of 5 calls {threshold['vectorised_s']:.3f} s (first call "
+            f"{threshold.get('vectorised_first_call_s', threshold['vectorised_s']):.3f} s), "
+            f"F7 {threshold['exact_fbeta']:.4f}. Python loop over a "
             f"{threshold['grid_points']}-point grid: {threshold['python_grid_loop_s']:.2f} s, F7 "
             f"{threshold['grid_fbeta']:.4f} ({threshold['speedup']:.0f}x slower).",
             "",
