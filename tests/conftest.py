@@ -18,6 +18,15 @@ from modeling import ScreeningConfig, ScreeningForSequenceClassification  # noqa
 
 DEMO_TRAIN = REPO / "data" / "demo" / "train.csv"
 DEMO_TEST = REPO / "data" / "demo" / "test.csv"
+
+
+def write_demo_train(path, positives, negatives):
+    """`path/train.csv`: the demo's first `positives` includes and first `negatives` excludes, shuffled (seed 0)."""
+    train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
+    train = pd.concat([train[train.judgement == "1"].head(positives), train[train.judgement == "0"].head(negatives)])
+    train.sample(frac=1, random_state=0).to_csv(path / "train.csv", index=False)
+
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, pipeline
 from modeling import ScreeningForSequenceClassification
 from screening.predict import screen, screening_labels
 
-from .conftest import DEMO_TRAIN, REPO
+from .conftest import REPO, write_demo_train
 
 REPO_ID = "someone/screening-tiny"
 PUSHED = {
@@ -72,9 +72,7 @@ RECORDING_RUNNER = textwrap.dedent(
 def small_data(tmp_path_factory):
     """120 training rows with 12 positives, cut from the shipped demo data."""
     path = tmp_path_factory.mktemp("hub-data")
-    train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
-    train = pd.concat([train[train.judgement == "1"].head(12), train[train.judgement == "0"].head(108)])
-    train.sample(frac=1, random_state=0).to_csv(path / "train.csv", index=False)
+    write_demo_train(path, 12, 108)
     return path
 
 

@@ -38,12 +38,10 @@ ARGS = [
 
 @pytest.fixture(scope="module")
 def kfold_run(tiny_encoder_dir, tmp_path_factory):
-    from .conftest import DEMO_TEST, DEMO_TRAIN
+    from .conftest import DEMO_TEST, write_demo_train
 
     data = tmp_path_factory.mktemp("kfold-data")
-    train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
-    train = pd.concat([train[train.judgement == "1"].head(6), train[train.judgement == "0"].head(54)])
-    train.sample(frac=1, random_state=0).to_csv(data / "train.csv", index=False)
+    write_demo_train(data, 6, 54)
     pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(10).to_csv(data / "test.csv", index=False)
     out = tmp_path_factory.mktemp("kfold") / "out"
     args = ["--model_name_or_path", tiny_encoder_dir, "--train_file", data / "train.csv"]

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from .conftest import DEMO_TEST, DEMO_TRAIN, REPO
+from .conftest import DEMO_TEST, REPO, write_demo_train
 
 TRAIN_ROWS, TEST_ROWS = 120, 40
 
@@ -22,9 +22,7 @@ def run_script(*args, cwd=REPO):
 def small_data(tmp_path_factory):
     """120 training rows with some positives, 40 test rows, cut from the shipped demo data."""
     path = tmp_path_factory.mktemp("data")
-    train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
-    train = pd.concat([train[train.judgement == "1"].head(12), train[train.judgement == "0"].head(TRAIN_ROWS - 12)])
-    train.sample(frac=1, random_state=0).to_csv(path / "train.csv", index=False)
+    write_demo_train(path, 12, TRAIN_ROWS - 12)
     pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(TEST_ROWS).to_csv(path / "test.csv", index=False)
     return path
 

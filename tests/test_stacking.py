@@ -13,7 +13,7 @@ from screening.metrics import best_threshold
 from screening.stacking import blend, stack_runs
 from screening.text import TextOptions
 
-from .conftest import DEMO_TEST, DEMO_TRAIN
+from .conftest import DEMO_TEST, write_demo_train
 
 
 def synthetic_run(path, labels, folds, scores, test_scores=None):
@@ -82,9 +82,7 @@ def test_stack_refuses_runs_over_other_records(two_runs, tmp_path):
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo")
-    train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
-    train = pd.concat([train[train.judgement == "1"].head(12), train[train.judgement == "0"].head(108)])
-    train.sample(frac=1, random_state=0).to_csv(path / "train.csv", index=False)
+    write_demo_train(path, 12, 108)
     pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(20).to_csv(path / "test.csv", index=False)
     return path
 
