@@ -117,6 +117,14 @@ class ModelArguments:
     attn_implementation: str | None = field(
         default="sdpa", metadata={"help": "Attention kernel: sdpa (default), eager, flash_attention_2, ..."}
     )
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Replace the encoder's dropout on attention probabilities (BERT's attention_probs_dropout_prob, "
+            "0.1 in most checkpoints) for fine-tuning. 0 lets SDPA use its fused kernel in training too: on a CPU "
+            "that was ~1.4x faster per step (benchmarks/speed.md). Default: keep the checkpoint's value."
+        },
+    )
 
     def config_overrides(self):
         """ScreeningConfig fields given on the command line (pos_weight is resolved later)."""
@@ -274,6 +282,8 @@ def check_args(model_args, data_args, training_args):
         raise ScreeningInputError("--validation_split_percentage must be in [0, 100)")
     if not data_args.text_column_list:
         raise ScreeningInputError("--text_columns names no column")
+    if model_args.attention_dropout is not None and not 0 <= model_args.attention_dropout < 1:
+        raise ScreeningInputError(f"--attention_dropout must be in [0, 1); got {model_args.attention_dropout}")
     if data_args.negative_sampling_ratio is not None and data_args.negative_sampling_ratio <= 0:
         raise ScreeningInputError(
             f"--negative_sampling_ratio must be > 0 (negatives per positive); got {data_args.negative_sampling_ratio}"
@@ -381,10 +391,15 @@ def load_model(model_args, data_args, train):
         model = ScreeningForSequenceClassification.from_pretrained(
             model_args.model_name_or_path,
             attn_implementation=model_args.attn_implementation,
+            attention_dropout=model_args.attention_dropout,
             trust_remote_code=model_args.trust_remote_code,
             **hub,
             **overrides,
         )
+    except ValueError as err:
+        if model_args.attention_dropout is None or "attention dropout" not in str(err):
+            raise
+        raise ScreeningInputError(f"--attention_dropout: {err}") from None
     except OSError as err:  # not a folder nor a reachable Hub id, or no weights/tokenizer in it
         name = model_args.tokenizer_name if flag == "--tokenizer_name" else model_args.model_name_or_path
         what = "cannot load from the folder" if Path(name).is_dir() else "is neither a local folder nor a Hub model"

@@ -1,7 +1,7 @@
 """A sequence classifier for paper screening: any `AutoModel` encoder, a head from the config, one logit."""
 
 import torch
-from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
@@ -13,6 +13,26 @@ from .losses import screening_loss
 logger = logging.get_logger(__name__)
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+# What encoder configs call the dropout on attention probabilities (BERT/RoBERTa/DeBERTa; DistilBERT/ModernBERT).
+ATTENTION_DROPOUT_FIELDS = ("attention_probs_dropout_prob", "attention_dropout")
+
+
+def set_attention_dropout(encoder_config, probability):
+    """Set the encoder's dropout on attention probabilities, whatever its architecture calls it.
+
+    With 0.0, SDPA runs its fused kernel in training too; with dropout it falls back to computing and
+    dropping out the full L x L attention matrix (on a CPU the random mask alone was ~20% of a step).
+    """
+    names = [n for n in ATTENTION_DROPOUT_FIELDS if hasattr(encoder_config, n)]
+    if not names:
+        raise ValueError(
+            f"the {encoder_config.model_type} encoder config has no attention dropout field "
+            f"({' or '.join(ATTENTION_DROPOUT_FIELDS)})"
+        )
+    if not 0.0 <= probability < 1.0:
+        raise ValueError(f"attention dropout must be in [0, 1), got {probability}")
+    for name in names:
+        setattr(encoder_config, name, probability)
 
 
 class ScreeningPreTrainedModel(PreTrainedModel):
@@ -41,27 +61,41 @@ class ScreeningPreTrainedModel(PreTrainedModel):
             init.zeros_(module.layer_logits)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, attention_dropout=None, **kwargs):
         """Load this project's saved model, or build one around a plain encoder checkpoint.
 
         A folder or Hub id whose config is not a `ScreeningConfig` (BERT, PubMedBERT, RoBERTa, a
         `*ForMaskedLM` checkpoint, ...) gives its encoder weights to a new model; the head is new and
         initialised by `_init_weights`. Keyword arguments that name `ScreeningConfig` fields
-        (`head_type`, `loss_type`, `threshold`, ...) set them in either case.
+        (`head_type`, `loss_type`, `threshold`, ...) set them in either case. `attention_dropout`, when
+        given, replaces the encoder's dropout on attention probabilities (see `set_attention_dropout`).
         """
+        hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
         if config is None and not isinstance(pretrained_model_name_or_path, PreTrainedConfig):
-            hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
             config_dict, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
             if config_dict.get("model_type") != ScreeningConfig.model_type:
-                return cls.from_encoder(pretrained_model_name_or_path, **kwargs)
+                return cls.from_encoder(pretrained_model_name_or_path, attention_dropout=attention_dropout, **kwargs)
+        if attention_dropout is not None:
+            if config is None:
+                config, kwargs = cls.config_class.from_pretrained(
+                    pretrained_model_name_or_path, return_unused_kwargs=True, **kwargs
+                )
+            set_attention_dropout(config.encoder_config, attention_dropout)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
 
     @classmethod
-    def from_encoder(cls, encoder_name_or_path, **kwargs):
+    def from_encoder(cls, encoder_name_or_path, attention_dropout=None, **kwargs):
         """A new model whose encoder weights come from `encoder_name_or_path`; see `from_pretrained`."""
         fields = ScreeningConfig.__dataclass_fields__
         config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k != "encoder_config"}
-        kwargs.pop("trust_remote_code", None)
+        trust_remote_code = kwargs.pop("trust_remote_code", None)
+        if attention_dropout is not None:
+            hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+            encoder_config = AutoConfig.from_pretrained(
+                encoder_name_or_path, trust_remote_code=trust_remote_code, **hub_kwargs
+            )
+            set_attention_dropout(encoder_config, attention_dropout)
+            kwargs["config"] = encoder_config
         encoder = AutoModel.from_pretrained(encoder_name_or_path, **kwargs)
         config = ScreeningConfig(encoder_config=encoder.config.to_dict(), **config_kwargs)
         config._attn_implementation = encoder.config._attn_implementation

@@ -33,6 +33,8 @@ ARGS = [
     "head_tail",
     "--negative_sampling_ratio",
     2,
+    "--attention_dropout",
+    0.05,
 ]
 
 
@@ -68,6 +70,13 @@ def test_negative_sampling_trains_on_a_sample_and_scores_every_record(kfold_run)
     for k in (0, 1):  # each fold's training half: 3 positives and 27 negatives, of which 2 per positive are kept
         assert json.loads((out / f"fold_{k}" / "train_results.json").read_text())["train_samples"] == 9
         assert len(pd.read_csv(out / f"fold_{k}" / "eval_predictions.csv")) == 30
+
+
+def test_attention_dropout_flag_reaches_every_fold_model(kfold_run):
+    out, _, _ = kfold_run
+    for k in (0, 1):  # the tiny encoder's own value is 0.0
+        config = json.loads((out / f"fold_{k}" / "config.json").read_text())
+        assert config["encoder_config"]["attention_probs_dropout_prob"] == 0.05
 
 
 def test_test_predictions_are_the_fold_ensemble(kfold_run):

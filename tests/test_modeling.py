@@ -148,3 +148,57 @@ def test_unknown_head_is_rejected(tester):
 def test_predict_labels_uses_threshold(tester):
     model = tester.model("cls", threshold=0.4)
     assert model.predict_labels([0.39, 0.4, 0.9]).tolist() == [0, 1, 1]
+
+
+def attention_dropouts(model):
+    """The dropout probability each BERT self-attention layer applies to its attention probabilities."""
+    return [layer.attention.self.dropout.p for layer in model.encoder.encoder.layer]
+
+
+def test_attention_dropout_override_on_encoder_and_saved_model(tester, tmp_path):
+    """`attention_dropout` replaces the encoder's value whether it loads a plain encoder or a saved model;
+    without it the checkpoint's value is kept, and the override is saved with the model."""
+    BertModel(tiny_encoder_config(len(tester.vocab), attention_probs_dropout_prob=0.1)).save_pretrained(
+        tmp_path / "encoder"
+    )
+    kept = ScreeningForSequenceClassification.from_pretrained(tmp_path / "encoder")
+    assert set(attention_dropouts(kept)) == {0.1}
+    model = ScreeningForSequenceClassification.from_pretrained(
+        tmp_path / "encoder", attention_dropout=0.0, head_type="mean"
+    )
+    assert set(attention_dropouts(model)) == {0.0} and model.config.head_type == "mean"
+    assert model.config.encoder_config.attention_probs_dropout_prob == 0.0
+    model.save_pretrained(tmp_path / "saved")
+    again = ScreeningForSequenceClassification.from_pretrained(tmp_path / "saved", attention_dropout=0.25)
+    assert set(attention_dropouts(again)) == {0.25} and again.config.head_type == "mean"
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[name]), name
+    assert set(attention_dropouts(ScreeningForSequenceClassification.from_pretrained(tmp_path / "saved"))) == {0.0}
+
+
+def test_attention_dropout_zero_trains_like_eval_attention(tester):
+    """With attention dropout 0 (and no other dropout) a training-mode forward equals the eval one:
+    the override reaches the attention kernel."""
+    config = tester.config("cls")
+    config.encoder_config.attention_probs_dropout_prob = 0.5
+    torch.manual_seed(0)
+    model = ScreeningForSequenceClassification(config)
+    inputs = tester.inputs()
+    model.train()
+    assert not torch.allclose(model(**inputs).logits, model.eval()(**inputs).logits)  # attention dropout on
+    from modeling.modeling_screening import set_attention_dropout
+
+    set_attention_dropout(config.encoder_config, 0.0)
+    torch.manual_seed(0)
+    model = ScreeningForSequenceClassification(config)
+    model.train()
+    torch.testing.assert_close(model(**inputs).logits, model.eval()(**inputs).logits)
+
+
+def test_attention_dropout_rejects_bad_values(tester):
+    from modeling.modeling_screening import set_attention_dropout
+
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
+        set_attention_dropout(tiny_encoder_config(10), 1.0)
+    with pytest.raises(ValueError, match="has no attention dropout field"):
+        set_attention_dropout(AutoConfig.for_model("gpt2"), 0.0)

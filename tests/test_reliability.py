@@ -173,6 +173,7 @@ BAD_FLAGS = {  # case: (extra flags, fragments)
     "training_args_check": (["--load_best_model_at_end", "--eval_strategy", "epoch"],
                             ["--load_best_model_at_end requires the save and eval strategy to match"]),
     "bad_negative_sampling": (["--negative_sampling_ratio", "0"], ["--negative_sampling_ratio must be > 0", "got 0"]),
+    "bad_attention_dropout": (["--attention_dropout", "1"], ["--attention_dropout must be in [0, 1)", "got 1.0"]),
     "resume_from_nothing": (["--resume_from_checkpoint", "/nonexistent/checkpoint-5"], ["--resume_from_checkpoint"]),
 }  # fmt: skip
 
