@@ -7,7 +7,9 @@ all-MiniLM-L6-v2, each setting runs in its own process (so peak RSS is its own):
 - reference: every input padded to max_length, random (unsorted) batches, the default `Trainer`;
 - fast: this project's default path (dynamic padding, length-grouped training batches, length-sorted
   token-budget prediction in input order, inference_mode, bf16 only where the CPU/GPU has it, cached
-  tokenization).
+  tokenization);
+- fast_attention_dropout_0: the fast path trained with `--attention_dropout 0` (opt-in: it changes the
+  regularisation, so it is not the default); prediction is the same as fast's and is not rerun.
 
 It reports training samples/s and real tokens/s, prediction samples/s, peak RSS, the fast/reference ratios,
 an MFU estimate against an fp32 matmul ceiling measured in the same run, a profile of where the fast path's
@@ -35,7 +37,8 @@ sys.path.insert(0, str(REPO))
 
 from screening import io  # noqa: E402
 
-SETTINGS = ("reference", "fast")
+SETTINGS = ("reference", "fast", "fast_attention_dropout_0")
+NO_ATTENTION_DROPOUT = "fast_attention_dropout_0"  # the fast path with --attention_dropout 0: training only
 
 
 def parse_args(argv=None):
@@ -114,7 +117,12 @@ def build(args, setting):
     set_seed(args.seed)  # same head initialisation in both settings: their predictions must agree
     path = model_path(args)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = ScreeningForSequenceClassification.from_pretrained(path, attn_implementation="sdpa", head_type="cls")
+    model = ScreeningForSequenceClassification.from_pretrained(
+        path,
+        attn_implementation="sdpa",
+        head_type="cls",
+        attention_dropout=0.0 if setting == NO_ATTENTION_DROPOUT else None,
+    )
     return tokenizer, model
 
 
@@ -159,7 +167,7 @@ def tokenize_split(setting, frame, tokenizer, max_length, cache_dir, labels=True
 
     texts = texts_of(frame, tokenizer)
     y = frame["labels"].to_numpy() if labels else None
-    if setting == "reference":
+    if setting == "reference":  # every other setting is the fast path
         return tokenize_texts(texts, y, tokenizer, max_length, padding="max_length")
     return tokenize_texts(texts, y, tokenizer, max_length, cache_dir=cache_dir)
 
@@ -216,20 +224,21 @@ def run_setting(args, setting):
     trainer = make_trainer(args, setting, model, tokenizer, work / "out", cache_dir, train_ds)
     result["bf16_inference"] = bool(getattr(trainer, "bf16_inference", False))
     result["train_sampling_strategy"] = trainer.args.train_sampling_strategy
-    start = time.perf_counter()
-    output = trainer.predict(test_ds)
-    seconds = time.perf_counter() - start
-    lengths = np.asarray(test_ds["length"])
-    flops = forward_flops(lengths, model.config.encoder_config)
-    result["predict"] = {
-        "rows": len(test_ds),
-        "seconds": seconds,
-        "samples_per_s": len(test_ds) / seconds,
-        "real_tokens_per_s": float(lengths.sum()) / seconds,
-        "gflops_per_s": flops / seconds / 1e9,
-        "peak_rss_mib": peak_rss_mib(),
-    }
-    result["probabilities"] = (1 / (1 + np.exp(-output.predictions.reshape(-1).astype(np.float64)))).tolist()
+    if setting != NO_ATTENTION_DROPOUT:  # dropout is off in prediction: that setting predicts as fast does
+        start = time.perf_counter()
+        output = trainer.predict(test_ds)
+        seconds = time.perf_counter() - start
+        lengths = np.asarray(test_ds["length"])
+        flops = forward_flops(lengths, model.config.encoder_config)
+        result["predict"] = {
+            "rows": len(test_ds),
+            "seconds": seconds,
+            "samples_per_s": len(test_ds) / seconds,
+            "real_tokens_per_s": float(lengths.sum()) / seconds,
+            "gflops_per_s": flops / seconds / 1e9,
+            "peak_rss_mib": peak_rss_mib(),
+        }
+        result["probabilities"] = (1 / (1 + np.exp(-output.predictions.reshape(-1).astype(np.float64)))).tolist()
 
     start = time.perf_counter()
     trainer.train()
@@ -245,7 +254,7 @@ def run_setting(args, setting):
         "gflops_per_s": flops / seconds / 1e9,
         "peak_rss_mib": peak_rss_mib(),
     }
-    if setting == "fast":
+    if setting != "reference":
         result["profile"] = profile_fast_path(trainer, train_ds, test_ds)
     return result
 
@@ -358,8 +367,14 @@ def summarise(args, results):
         ref, fast = speed["reference"], speed["fast"]
         for phase in ("train", "predict"):
             speed[f"{phase}_ratio"] = fast[phase]["samples_per_s"] / ref[phase]["samples_per_s"]
-            for s in (ref, fast):
-                s[phase]["mfu_fp32"] = s[phase]["gflops_per_s"] / results["ceiling"]["fp32_gflops"]
+            for s in speed.values():
+                if isinstance(s, dict) and phase in s:
+                    s[phase]["mfu_fp32"] = s[phase]["gflops_per_s"] / results["ceiling"]["fp32_gflops"]
+        no_dropout = speed.get(NO_ATTENTION_DROPOUT)
+        if no_dropout:
+            speed["train_ratio_attention_dropout_0"] = (
+                no_dropout["train"]["samples_per_s"] / ref["train"]["samples_per_s"]
+            )
         if "probabilities" in ref and "probabilities" in fast:
             ref_p, fast_p = np.asarray(ref.pop("probabilities")), np.asarray(fast.pop("probabilities"))
             speed["max_abs_probability_difference"] = float(np.max(np.abs(ref_p - fast_p)))
@@ -394,15 +409,26 @@ def to_markdown(args, results, command, notes=None):
             f"- fast: dynamic padding, `train_sampling_strategy={fast['train_sampling_strategy']}`, length-sorted "
             f"token-budget prediction under inference_mode (bf16 autocast: {fast['bf16_inference']}), cached "
             "tokenization.",
+            f"- {NO_ATTENTION_DROPOUT}: the fast path trained with `--attention_dropout 0` (opt-in, not the "
+            "default: it changes the regularisation); its prediction is fast's (dropout is off in prediction).",
             "",
-            "| | reference | fast | fast / reference |",
-            "|---|---:|---:|---:|",
         ]
+        no_dropout = speed.get(NO_ATTENTION_DROPOUT)
+        if no_dropout:
+            lines += [
+                "| | reference | fast (default) | fast / reference | fast, attention dropout 0 | that / reference |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+        else:
+            lines += ["| | reference | fast | fast / reference |", "|---|---:|---:|---:|"]
 
         def row(name, phase, key, fmt="{:.2f}", ratio=True):
             a, b = ref[phase][key], fast[phase][key]
-            r = f"**{b / a:.2f}x**" if ratio else ""
-            lines.append(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {r} |")
+            cells = [name, fmt.format(a), fmt.format(b), f"**{b / a:.2f}x**" if ratio else ""]
+            if no_dropout:
+                c = no_dropout.get(phase, {}).get(key)
+                cells += ["" if c is None else fmt.format(c), f"**{c / a:.2f}x**" if ratio and c is not None else ""]
+            lines.append("| " + " | ".join(cells) + " |")
 
         row("training samples/s", "train", "samples_per_s")
         row("training real tokens/s", "train", "real_tokens_per_s", "{:.0f}")
@@ -417,20 +443,30 @@ def to_markdown(args, results, command, notes=None):
             f"Targets: training >= 2.0x ({speed['train_ratio']:.2f}x: "
             f"{'met' if speed['train_ratio'] >= 2 else 'missed'}), prediction >= 3.0x ({speed['predict_ratio']:.2f}x: "
             f"{'met' if speed['predict_ratio'] >= 3 else 'missed'}).",
+        ]
+        if no_dropout:
+            r = speed["train_ratio_attention_dropout_0"]
+            lines.append(
+                f"Training with `--attention_dropout 0`: {r:.2f}x the reference "
+                f"({'meets' if r >= 2 else 'misses'} the 2.0x target)."
+            )
+        lines += [
             f"Same initial weights in both settings: largest probability difference between their predictions "
             f"{speed['max_abs_probability_difference']:.1e} (padding and batch composition only).",
             f"Tokenization of both splits: reference {ref['tokenize_s']:.1f} s; fast {fast['tokenize_s']:.1f} s the "
             f"first time, {fast['tokenize_cached_s']:.2f} s from the cache.",
             "",
         ]
-        profile = fast.get("profile")
-        if profile:
+        for setting in ("fast", NO_ATTENTION_DROPOUT):
+            profile = speed.get(setting, {}).get("profile")
+            if not profile:
+                continue
             lines += [
-                f"### Where the fast path's time goes (torch.profiler, {profile['rows']} records of mean length "
-                f"{profile['mean_length']:.0f})",
+                f"### Where the {setting} setting's time goes (torch.profiler, {profile['rows']} records of mean "
+                f"length {profile['mean_length']:.0f})",
                 "",
             ]
-            for name in ("training step", "prediction batch"):
+            for name in ("training step", "prediction batch") if setting == "fast" else ("training step",):
                 lines += [f"{name}:", "", "| op | self ms | share |", "|---|---:|---:|"]
                 lines += [f"| `{e['op']}` | {e['self_ms']:.0f} | {e['share']:.0%} |" for e in profile[name]]
                 lines.append("")
