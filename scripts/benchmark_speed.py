@@ -62,7 +62,12 @@ def parse_args(argv=None):
         help="Keep only the encoder's first N layers in the memory stage (default: all). Inference frees each "
         "layer's activations before the next, so the peak is one layer's; fewer layers only cut the compute.",
     )
-    parser.add_argument("--stages", default="speed,threshold,memory", help="Comma-separated: speed,threshold,memory.")
+    parser.add_argument(
+        "--stages",
+        default="speed,threshold,memory",
+        help="Comma-separated: speed, threshold, memory; or table alone to rewrite the markdown from the JSON "
+        "(e.g. after editing the notes file).",
+    )
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.md"))
     parser.add_argument("--seed", type=int, default=471)
     parser.add_argument("--worker", choices=(*SETTINGS, "memory"), help=argparse.SUPPRESS)
@@ -365,6 +370,14 @@ def summarise(args, results):
     speed = results.get("speed")
     if speed:
         ref, fast = speed["reference"], speed["fast"]
+        # What no padding or batching strategy can beat at the same speed per FLOP: the reference's FLOPs
+        # (every record padded to max_seq_length) over the FLOPs of the real tokens alone.
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_path(args))
+        real = ref["train"]["gflops_per_s"] * ref["train"]["seconds"] * 1e9 / 3
+        padded = forward_flops(np.full(ref["train"]["rows"], args.max_seq_length), config)
+        speed["padding_ceiling"] = padded / real
         for phase in ("train", "predict"):
             speed[f"{phase}_ratio"] = fast[phase]["samples_per_s"] / ref[phase]["samples_per_s"]
             for s in speed.values():
@@ -451,6 +464,9 @@ def to_markdown(args, results, command, notes=None):
                 f"({'meets' if r >= 2 else 'misses'} the 2.0x target)."
             )
         lines += [
+            f"Padding ceiling: the reference's training FLOPs (every record padded to {args.max_seq_length}) are "
+            f"{speed['padding_ceiling']:.2f}x those of the real tokens alone, so removing padding can give at most "
+            f"{speed['padding_ceiling']:.2f}x at equal speed per FLOP; more needs faster kernels per token.",
             f"Same initial weights in both settings: largest probability difference between their predictions "
             f"{speed['max_abs_probability_difference']:.1e} (padding and batch composition only).",
             f"Tokenization of both splits: reference {ref['tokenize_s']:.1f} s; fast {fast['tokenize_s']:.1f} s the "
@@ -523,6 +539,15 @@ def main(argv=None):
     output = Path(args.output)
     json_path = output.with_suffix(".json")
     results = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if stages == {"table"}:  # rewrite the markdown only: same figures, current notes
+        if not results:
+            sys.exit(f"error: {json_path} not found; run a stage first")
+        speed_args = argparse.Namespace(**{**vars(args), **results.get("speed_args", {})})
+        results = summarise(speed_args, results)
+        command = next(iter(results["commands"].values()))
+        io.write_text(output, to_markdown(speed_args, results, command, output.with_name(output.stem + "_notes.md")))
+        print(output.read_text())
+        return
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     results.update(
         machine=f"{platform.machine()} {cpu}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
@@ -545,12 +570,12 @@ def main(argv=None):
         results["memory"] = spawn(args, "memory")
     if "speed" in stages:
         results["ceiling"]["fp32_gflops"] = max(results["ceiling"]["fp32_gflops"], matmul_gflops(torch.float32, 1024))
-    results = summarise(args, results)
+    speed_args = argparse.Namespace(**{**vars(args), **results.get("speed_args", {})})
+    results = summarise(speed_args, results)
     command = "flock /work/heavy.lock python scripts/benchmark_speed.py " + " ".join(sys.argv[1:])
     results.setdefault("commands", {})[",".join(sorted(stages))] = command
     io.write_json(json_path, results)
     notes = output.with_name(output.stem + "_notes.md")
-    speed_args = argparse.Namespace(**results.get("speed_args", vars(args)))
     io.write_text(output, to_markdown(speed_args, results, command, notes))
     print(output.read_text())
 
