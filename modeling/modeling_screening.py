@@ -80,6 +80,7 @@ class ScreeningPreTrainedModel(PreTrainedModel):
                 config, kwargs = cls.config_class.from_pretrained(
                     pretrained_model_name_or_path, return_unused_kwargs=True, **kwargs
                 )
+                kwargs.update(hub_kwargs)  # the weights come from where the config came from
             set_attention_dropout(config.encoder_config, attention_dropout)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
 

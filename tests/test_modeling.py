@@ -169,8 +169,11 @@ def test_attention_dropout_override_on_encoder_and_saved_model(tester, tmp_path)
     assert set(attention_dropouts(model)) == {0.0} and model.config.head_type == "mean"
     assert model.config.encoder_config.attention_probs_dropout_prob == 0.0
     model.save_pretrained(tmp_path / "saved")
-    again = ScreeningForSequenceClassification.from_pretrained(tmp_path / "saved", attention_dropout=0.25)
+    again = ScreeningForSequenceClassification.from_pretrained(
+        tmp_path / "saved", attention_dropout=0.25, threshold=0.3, attn_implementation="eager", local_files_only=True
+    )
     assert set(attention_dropouts(again)) == {0.25} and again.config.head_type == "mean"
+    assert again.config.threshold == 0.3 and again.config._attn_implementation == "eager"
     for name, value in model.state_dict().items():
         assert torch.equal(value, again.state_dict()[name]), name
     assert set(attention_dropouts(ScreeningForSequenceClassification.from_pretrained(tmp_path / "saved"))) == {0.0}
