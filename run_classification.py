@@ -122,7 +122,7 @@ class ModelArguments:
         metadata={
             "help": "Replace the encoder's dropout on attention probabilities (BERT's attention_probs_dropout_prob, "
             "0.1 in most checkpoints) for fine-tuning. 0 lets SDPA use its fused kernel in training too: on a CPU "
-            "that was ~1.4x faster per step (benchmarks/speed.md). Default: keep the checkpoint's value."
+            "training was 1.8x faster (benchmarks/speed.md). Default: keep the checkpoint's value."
         },
     )
 
