@@ -39,6 +39,20 @@ from screening import io  # noqa: E402
 
 SETTINGS = ("reference", "fast", "fast_attention_dropout_0")
 NO_ATTENTION_DROPOUT = "fast_attention_dropout_0"  # the fast path with --attention_dropout 0: training only
+FAST = dict(padding="dynamic", grouped=True, sorted=True, attn="sdpa", attention_dropout=None)
+VARIANTS = {  # setting: (what it is, how it differs from the fast path); the ablation stage runs them all
+    "reference": ("padded to max_length, random batches, default Trainer", dict(padding="max_length", grouped=False)),
+    "dynamic_padding": ("dynamic padding only: random training batches, unsorted prediction", dict(grouped=False)),
+    "dynamic_padding_grouped": ("+ length-grouped training batches (prediction still unsorted)", dict(sorted=False)),
+    "fast": ("+ length-sorted token-budget prediction: the default fast path", {}),
+    "fast_eager_attention": ("the fast path with eager (non-SDPA) attention", dict(attn="eager")),
+    NO_ATTENTION_DROPOUT: ("the fast path with --attention_dropout 0 (training only)", dict(attention_dropout=0.0)),
+}
+
+
+def spec(setting):
+    """How a setting pads, batches and attends: the fast path with that setting's differences."""
+    return {**FAST, **VARIANTS[setting][1]}
 
 
 def parse_args(argv=None):
@@ -65,12 +79,16 @@ def parse_args(argv=None):
     parser.add_argument(
         "--stages",
         default="speed,threshold,memory",
-        help="Comma-separated: speed, threshold, memory; or table alone to rewrite the markdown from the JSON "
+        help="Comma-separated: speed, threshold, memory, ablation (each piece of the fast path added in turn, "
+        "on --ablation_*_rows); or table alone to rewrite the markdown from the JSON "
         "(e.g. after editing the notes file).",
     )
+    parser.add_argument("--ablation_predict_rows", type=int, default=256, help="Prediction rows per ablation run.")
+    parser.add_argument("--ablation_train_rows", type=int, default=128, help="Training rows per ablation run.")
+    parser.add_argument("--no_profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.md"))
     parser.add_argument("--seed", type=int, default=471)
-    parser.add_argument("--worker", choices=(*SETTINGS, "memory"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*VARIANTS, "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--worker_output", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -124,9 +142,9 @@ def build(args, setting):
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = ScreeningForSequenceClassification.from_pretrained(
         path,
-        attn_implementation="sdpa",
+        attn_implementation=spec(setting)["attn"],
         head_type="cls",
-        attention_dropout=0.0 if setting == NO_ATTENTION_DROPOUT else None,
+        attention_dropout=spec(setting)["attention_dropout"],
     )
     return tokenizer, model
 
@@ -149,11 +167,15 @@ def make_trainer(args, setting, model, tokenizer, out_dir, cache_dir, train_data
         seed=args.seed,
         disable_tqdm=True,
     )
-    if setting == "reference":
+    if spec(setting)["padding"] == "max_length":
         return Trainer(
             model=model, args=training_args, train_dataset=train_dataset, data_collator=default_data_collator
         )
-    fast = FastPathArguments(tokenization_cache_dir=str(cache_dir))
+    fast = FastPathArguments(
+        tokenization_cache_dir=str(cache_dir),
+        length_grouped_training=spec(setting)["grouped"],
+        length_sorted_prediction=spec(setting)["sorted"],
+    )
     fast.apply(training_args)
     return ScreeningTrainer(
         model=model,
@@ -172,7 +194,7 @@ def tokenize_split(setting, frame, tokenizer, max_length, cache_dir, labels=True
 
     texts = texts_of(frame, tokenizer)
     y = frame["labels"].to_numpy() if labels else None
-    if setting == "reference":  # every other setting is the fast path
+    if spec(setting)["padding"] == "max_length":
         return tokenize_texts(texts, y, tokenizer, max_length, padding="max_length")
     return tokenize_texts(texts, y, tokenizer, max_length, cache_dir=cache_dir)
 
@@ -259,7 +281,7 @@ def run_setting(args, setting):
         "gflops_per_s": flops / seconds / 1e9,
         "peak_rss_mib": peak_rss_mib(),
     }
-    if setting != "reference":
+    if setting in ("fast", NO_ATTENTION_DROPOUT) and not args.no_profile:
         result["profile"] = profile_fast_path(trainer, train_ds, test_ds)
     return result
 
@@ -355,11 +377,11 @@ def threshold_benchmark(n=1_000_000, grid=1001, seed=0):
     }
 
 
-def spawn(args, worker):
+def spawn(args, worker, extra=()):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         path = f.name
     argv = [a for a in sys.argv[1:]]
-    cmd = [sys.executable, __file__, *argv, "--worker", worker, "--worker_output", path]
+    cmd = [sys.executable, __file__, *argv, *extra, "--worker", worker, "--worker_output", path]
     subprocess.run(cmd, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     result = json.loads(Path(path).read_text())
     Path(path).unlink()
@@ -490,6 +512,25 @@ def to_markdown(args, results, command, notes=None):
                 lines += [f"{name}:", "", "| op | self ms | share |", "|---|---:|---:|"]
                 lines += [f"| `{e['op']}` | {e['self_ms']:.0f} | {e['share']:.0%} |" for e in profile[name]]
                 lines.append("")
+    ablation = results.get("ablation")
+    if ablation:
+        ref = ablation["reference"]
+        lines += [
+            f"### Ablation: each piece of the fast path in turn ({ref['predict']['rows']} prediction rows, "
+            f"{ref['train']['rows']} training rows of the same review, max_seq_length {args.max_seq_length}; "
+            "each setting in its own process, one after the other)",
+            "",
+            "| setting | what | training samples/s | x reference | prediction samples/s | x reference |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for name, result in ablation.items():
+            cells = [f"`{name}`", VARIANTS[name][0]]
+            for phase in ("train", "predict"):
+                value = result.get(phase, {}).get("samples_per_s")
+                base = ref[phase]["samples_per_s"]
+                cells += ["", ""] if value is None else [f"{value:.2f}", f"{value / base:.2f}x"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     threshold = results.get("threshold")
     if threshold:
         lines += [
@@ -570,6 +611,11 @@ def main(argv=None):
     if "speed" in stages:
         results["speed"] = {s: spawn(args, s) for s in SETTINGS}
         results["speed_args"] = vars(args)
+    if "ablation" in stages:
+        rows = ["--predict_rows", str(args.ablation_predict_rows), "--timed_train_rows", str(args.ablation_train_rows)]
+        results["ablation"] = {v: spawn(args, v, (*rows, "--no_profile")) for v in VARIANTS}
+        for result in results["ablation"].values():
+            result.pop("probabilities", None)
     if "memory" in stages:
         results["memory"] = spawn(args, "memory")
     if "speed" in stages:
