@@ -13,6 +13,7 @@ a mean row, and each folder's difference from the first. Example (what --attenti
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--output", default=None, help="Markdown file to write (default: print only).")
     parser.add_argument("--notes", default=None, help="Markdown appended under the table (kept when rewritten).")
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     if len(args.results_dirs) < 2:
         parser.error("give at least two results folders")
     args.labels = args.labels or [Path(d).name for d in args.results_dirs]
@@ -74,6 +76,7 @@ def to_markdown(args, table):
         f"# {args.pipeline}: {' vs '.join(args.labels)}",
         "",
         "Folders: " + ", ".join(f"{label} = `{d}`" for label, d in zip(args.labels, args.results_dirs)) + ".",
+        f"Command: `python scripts/compare_runs.py {shlex.join(args.argv)}`",
         "",
         "| " + " | ".join(head) + " |",
         "|---|" + "---:|" * (len(head) - 1),
