@@ -13,8 +13,10 @@ all-MiniLM-L6-v2, each setting runs in its own process (so peak RSS is its own):
 
 It reports training samples/s and real tokens/s, prediction samples/s, peak RSS, the fast/reference ratios,
 an MFU estimate against an fp32 matmul ceiling measured in the same run, a profile of where the fast path's
-time goes, the threshold-search speed on 1e6 probabilities, and the peak RSS of predicting --memory_records
-records. Run it alone (`flock /work/heavy.lock python scripts/benchmark_speed.py`): ratios only mean
+time goes, the padding ceiling (what removing padding alone can give), the threshold-search speed on 1e6
+probabilities and the peak RSS of predicting --memory_records records. `--stages ablation` adds the pieces of
+the fast path one at a time on fewer rows (dynamic padding, length-grouped training, sorted token-budget
+prediction) and swaps SDPA for eager attention. Run it alone (`flock /work/heavy.lock python scripts/benchmark_speed.py`): ratios only mean
 something when both settings see the same quiet machine.
 """
 
