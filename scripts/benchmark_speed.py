@@ -16,8 +16,9 @@ an MFU estimate against an fp32 matmul ceiling measured in the same run, a profi
 time goes, the padding ceiling (what removing padding alone can give), the threshold-search speed on 1e6
 probabilities and the peak RSS of predicting --memory_records records. `--stages ablation` adds the pieces of
 the fast path one at a time on fewer rows (dynamic padding, length-grouped training, sorted token-budget
-prediction) and swaps SDPA for eager attention. Run it alone (`flock /work/heavy.lock python scripts/benchmark_speed.py`): ratios only mean
-something when both settings see the same quiet machine.
+prediction) and swaps SDPA for eager attention. Run it alone
+(`flock /work/heavy.lock python scripts/benchmark_speed.py`): ratios only mean something when both settings
+see the same quiet machine.
 """
 
 import argparse
