@@ -593,11 +593,7 @@ def main(argv=None):
     if stages == {"table"}:  # rewrite the markdown only: same figures, current notes
         if not results:
             sys.exit(f"error: {json_path} not found; run a stage first")
-        speed_args = argparse.Namespace(**{**vars(args), **results.get("speed_args", {})})
-        results = summarise(speed_args, results)
-        command = next(iter(results["commands"].values()))
-        io.write_text(output, to_markdown(speed_args, results, command, output.with_name(output.stem + "_notes.md")))
-        print(output.read_text())
+        write_report(args, results, output)
         return
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     results.update(
@@ -626,13 +622,20 @@ def main(argv=None):
         results["memory"] = spawn(args, "memory")
     if "speed" in stages:
         results["ceiling"]["fp32_gflops"] = max(results["ceiling"]["fp32_gflops"], matmul_gflops(torch.float32, 1024))
-    speed_args = argparse.Namespace(**{**vars(args), **results.get("speed_args", {})})
-    results = summarise(speed_args, results)
     command = "flock /work/heavy.lock python scripts/benchmark_speed.py " + " ".join(sys.argv[1:])
     results.setdefault("commands", {})[",".join(sorted(stages))] = command
-    io.write_json(json_path, results)
-    notes = output.with_name(output.stem + "_notes.md")
-    io.write_text(output, to_markdown(speed_args, results, command, notes))
+    write_report(args, results, output, json_path)
+
+
+def write_report(args, results, output, json_path=None):
+    """Summarise the figures (under the speed stage's arguments), save them to json_path if given, then write
+    the markdown with the notes appended."""
+    speed_args = argparse.Namespace(**{**vars(args), **results.get("speed_args", {})})
+    results = summarise(speed_args, results)
+    if json_path is not None:  # the figures first: a failure in the markdown must not lose a run
+        io.write_json(json_path, results)
+    command = next(iter(results["commands"].values()))
+    io.write_text(output, to_markdown(speed_args, results, command, output.with_name(output.stem + "_notes.md")))
     print(output.read_text())
 
 
