@@ -32,6 +32,7 @@ import _cli  # noqa: F401  (repo root on sys.path)
 import numpy as np
 import pandas as pd
 
+from screening import io
 from screening.kfold import read_oof
 from screening.metrics import honest_oof_fbeta, screening_metrics
 
@@ -340,7 +341,7 @@ def table(args, reviews):
         lines += ["", notes.read_text().rstrip()]
     text = "\n".join(lines) + "\n"
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.table).write_text(text)
+    io.write_text(args.table, text)  # atomic: an interrupted rewrite keeps the old table
     print(text)
 
 
