@@ -265,7 +265,7 @@ def setup_logging(training_args):
     transformers.utils.logging.enable_explicit_format()
 
 
-def check_args(model_args, data_args, training_args):
+def check_args(model_args, data_args, training_args, fast_args):
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise ScreeningInputError("nothing to do: give at least one of --do_train, --do_eval, --do_predict")
     if training_args.do_train and not data_args.train_file:
@@ -289,6 +289,8 @@ def check_args(model_args, data_args, training_args):
             f"--negative_sampling_ratio must be > 0 (negatives per positive); got {data_args.negative_sampling_ratio}"
         )
     check_precision(training_args)
+    if fast_args.padding_bucket < 1:
+        raise ScreeningInputError(f"--padding_bucket must be at least 1; got {fast_args.padding_bucket}")
 
 
 def load_data(data_args, training_args):
@@ -460,13 +462,13 @@ def train_eval_predict(
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(
-            tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None
-        ),
+        data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=make_compute_metrics(data_args.beta),
         length_sorted_prediction=fast_args.length_sorted_prediction,
         prediction_token_budget=fast_args.prediction_token_budget,
-        bf16_inference=fast_args.bf16_inference,
+        prediction_precision=fast_args.prediction_precision,
+        padding_bucket=fast_args.padding_bucket,
+        max_length=max_length,
     )
     out = Path(training_args.output_dir)
     main_process = trainer.is_world_process_zero()
@@ -599,7 +601,7 @@ def main():
         f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value == 'distributed'}"
     )
     logger.info(f"Training/evaluation parameters {training_args}")
-    check_args(model_args, data_args, training_args)
+    check_args(model_args, data_args, training_args, fast_args)
     text_options = resolve_text_options(text_args, model_args.model_name_or_path)
     # Trainer would push every checkpoint with its own card; this script pushes once, at the end, hub.hub_files
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False

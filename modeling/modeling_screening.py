@@ -35,6 +35,23 @@ def set_attention_dropout(encoder_config, probability):
         setattr(encoder_config, name, probability)
 
 
+def _head_inputs(outputs, dtype):
+    """The encoder outputs a head reads, in the head's dtype (float32 unless the whole model was cast).
+
+    Under bf16 autocast the encoder returns bf16 states (about 3 significant digits); pooling them and computing
+    the logit in bf16 would tie distinct records' scores and coarsen the threshold search.
+    """
+
+    def cast(value):
+        if isinstance(value, tuple):
+            return tuple(cast(v) for v in value)
+        return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    return type(outputs)(
+        **{k: cast(v) for k, v in outputs.items() if k in ("last_hidden_state", "pooler_output", "hidden_states")}
+    )
+
+
 class ScreeningPreTrainedModel(PreTrainedModel):
     """Weight initialisation and loading for the screening models."""
 
@@ -46,6 +63,7 @@ class ScreeningPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    _keep_in_fp32_modules_strict = ["head"]  # the head and its logit stay float32 when the encoder runs in bf16/fp16
 
     def _init_weights(self, module):
         """Head layers: normal(0, encoder's initializer_range) weights, zero biases; layer weights uniform."""
@@ -105,6 +123,7 @@ class ScreeningPreTrainedModel(PreTrainedModel):
         # parameters are partitioned and a state_dict copy would silently keep the random ones.
         model.encoder = encoder
         model.to(encoder.dtype)
+        model.head.float()
         new = [n for n, _ in model.named_parameters() if not n.startswith(f"{cls.base_model_prefix}.")]
         logger.warning(
             f"Built a {config.head_type!r} screening model on the encoder of {encoder_name_or_path}; "
@@ -181,7 +200,8 @@ class ScreeningForSequenceClassification(ScreeningPreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        logits = self.head(outputs, attention_mask)
+        with torch.autocast(device_type=attention_mask.device.type, enabled=False):
+            logits = self.head(_head_inputs(outputs, self.head.classifier.weight.dtype), attention_mask)
         loss = screening_loss(logits, labels, self.config) if labels is not None else None
         return SequenceClassifierOutput(
             loss=loss,

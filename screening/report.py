@@ -3,14 +3,10 @@ short markdown summary. Written next to the run's metrics JSON."""
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from . import io  # noqa: E402
-from .metrics import threshold_curve  # noqa: E402
+from . import io
+from .metrics import threshold_curve
 
 PLOT_NAME = "threshold_curve.png"
 SUMMARY_NAME = "summary.md"
@@ -46,6 +42,10 @@ SUMMARY_KEYS = (
 
 def plot_threshold_curve(path, labels, scores, beta=7.0, title=""):
     """Left: precision, recall and F-beta at every candidate threshold; right: precision against recall."""
+    import matplotlib  # imported here: a prediction-only run never plots, and pyplot takes ~0.5-1 s to import
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     curve = threshold_curve(labels, scores, beta)
     tp, fp, fn = (curve[k].astype(np.float64) for k in ("tp", "fp", "fn"))
     precision = tp / np.maximum(tp + fp, 1)

@@ -4,16 +4,19 @@ Training speed comes from dynamic padding (`DataCollatorWithPadding`) and length
 (`TrainingArguments(train_sampling_strategy="group_by_length")`); prediction speed from sorting the
 records by length, filling each batch up to a token budget, running under `torch.inference_mode`
 (with bf16 autocast where the hardware has bf16 matrix units) and putting the logits back in input
-order. Only logits are kept, never hidden states.
+order. Only logits are kept, never hidden states. Wherever a batch runs in bf16/fp16, its padded length
+is rounded up to a bucket (`BucketedPadding`) so that few input shapes reach the kernels.
 """
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
-from transformers import Trainer
+from transformers import DataCollatorWithPadding, Trainer
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -43,11 +46,23 @@ class FastPathArguments:
             "longest input, the size of one fully padded batch)."
         },
     )
-    bf16_inference: bool = field(
-        default=True,
+    prediction_precision: str = field(
+        default="auto",
         metadata={
-            "help": "Predict under bf16 autocast where it is fast: a CUDA GPU with bf16, or a CPU with AMX or "
-            "AVX512-BF16 (elsewhere bf16 matmuls are emulated and far slower). --no_bf16_inference keeps fp32."
+            "help": "Precision of the encoder when evaluating and predicting: 'auto' runs it under bf16 autocast where "
+            "that is fast (a CUDA GPU with bf16, or a CPU with AMX or AVX512-BF16; elsewhere bf16 matmuls are "
+            "emulated and far slower) and in fp32 elsewhere; 'fp32' or 'bf16' force one. The head and the logit "
+            "are always float32. With --bf16, evaluation runs under the training autocast whatever this says.",
+            "choices": PRECISIONS,
+        },
+    )
+    padding_bucket: int = field(
+        default=64,
+        metadata={
+            "help": "On the bf16/fp16 paths (--bf16 or --fp16 training, bf16 prediction) pad each batch to a "
+            "multiple of this many tokens, at most the max length, so that the padded lengths stay few: bf16 CPU "
+            "kernels keep state per input shape (263 distinct lengths grew RSS to 3.6 GiB, 7 kept it at 0.63 GiB). "
+            "1 turns it off (each batch padded to its longest record)."
         },
     )
     cache_tokenization: bool = field(
@@ -77,6 +92,35 @@ def fast_bf16_available(device):
         checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
         return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
     return False
+
+
+def prediction_runs_bf16(precision, device):
+    """Whether prediction autocasts the encoder to bf16: `precision` is 'auto' (where `fast_bf16_available`),
+    'bf16' (always; emulated and slow on CPUs without bf16 units, but correct) or 'fp32' (never)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return fast_bf16_available(device) if precision == "auto" else precision == "bf16"
+
+
+@dataclass
+class BucketedPadding(DataCollatorWithPadding):
+    """Dynamic padding to few lengths: each batch is padded to its longest record rounded up to
+    `pad_to_multiple_of`, but never beyond `max_length` (when set) nor below the longest record."""
+
+    def __call__(self, features):
+        longest = max(len(f["input_ids"]) for f in features)
+        target = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        if self.max_length is not None:
+            target = max(min(target, self.max_length), longest)
+        exact = replace(self, padding="max_length", max_length=target, pad_to_multiple_of=None)
+        return DataCollatorWithPadding.__call__(exact, features)
+
+
+def bucketed(collator, bucket, max_length=None):
+    """`collator` with its padded lengths bucketed (see `BucketedPadding`); other collators are kept as they are."""
+    if bucket <= 1 or not isinstance(collator, DataCollatorWithPadding) or collator.padding not in (True, "longest"):
+        return collator
+    return BucketedPadding(collator.tokenizer, pad_to_multiple_of=bucket, max_length=max_length)
 
 
 class TokenBudgetBatchSampler(Sampler):
@@ -122,16 +166,41 @@ class ScreeningTrainer(Trainer):
     Args:
         length_sorted_prediction: sort prediction batches by length and fill them to `prediction_token_budget`.
         prediction_token_budget: most padded tokens per prediction batch.
-        bf16_inference: autocast prediction to bf16 where `fast_bf16_available`.
+        prediction_precision: 'auto', 'fp32' or 'bf16' for the encoder in prediction (see `prediction_runs_bf16`).
+        padding_bucket: where a batch runs in bf16/fp16 (training with `--bf16`/`--fp16`, bf16 prediction), its
+            padded length is rounded up to a multiple of this (a `DataCollatorWithPadding` becomes
+            `BucketedPadding`); 1 keeps the collator as given.
+        max_length: the longest tokenized input; bucketed padding never goes beyond it.
     """
 
     def __init__(
-        self, *args, length_sorted_prediction=True, prediction_token_budget=None, bf16_inference=True, **kwargs
+        self,
+        *args,
+        length_sorted_prediction=True,
+        prediction_token_budget=None,
+        prediction_precision="auto",
+        padding_bucket=64,
+        max_length=None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.length_sorted_prediction = length_sorted_prediction
         self.prediction_token_budget = prediction_token_budget
-        self.bf16_inference = bf16_inference and fast_bf16_available(self.args.device)
+        self.bf16_inference = prediction_runs_bf16(prediction_precision, self.args.device)
+        given = self.data_collator
+        if self.args.bf16 or self.args.fp16:
+            self.data_collator = bucketed(given, padding_bucket, max_length)
+        low_precision_prediction = self.bf16_inference or self.args.bf16 or self.args.fp16
+        self.prediction_collator = bucketed(given, padding_bucket, max_length) if low_precision_prediction else given
+
+    @contextlib.contextmanager
+    def _predicting(self):
+        """The prediction collator in place of the training one while a prediction dataloader is built."""
+        training_collator, self.data_collator = self.data_collator, self.prediction_collator
+        try:
+            yield
+        finally:
+            self.data_collator = training_collator
 
     def _sorts_predictions(self, dataset):
         return (
@@ -147,13 +216,13 @@ class ScreeningTrainer(Trainer):
         budget = self.prediction_token_budget
         if budget is None:
             budget = self.args.eval_batch_size * max(int(np.max(lengths)), 1)
-        multiple = getattr(self.data_collator, "pad_to_multiple_of", None)
+        multiple = getattr(self.prediction_collator, "pad_to_multiple_of", None)
         sampler = TokenBudgetBatchSampler(lengths, budget, pad_to_multiple_of=multiple)
         dataset = self._remove_unused_columns(dataset, description=description)
         loader = DataLoader(
             dataset,
             batch_sampler=sampler,
-            collate_fn=self.data_collator,
+            collate_fn=self.prediction_collator,
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory,
         )
@@ -166,12 +235,14 @@ class ScreeningTrainer(Trainer):
         dataset = dataset if dataset is not None else self.eval_dataset
         if self._sorts_predictions(dataset):
             return self._sorted_dataloader(dataset, "Evaluation")
-        return super().get_eval_dataloader(eval_dataset)
+        with self._predicting():
+            return super().get_eval_dataloader(eval_dataset)
 
     def get_test_dataloader(self, test_dataset):
         if self._sorts_predictions(test_dataset):
             return self._sorted_dataloader(test_dataset, "test")
-        return super().get_test_dataloader(test_dataset)
+        with self._predicting():
+            return super().get_test_dataloader(test_dataset)
 
     def _get_eval_sampler(self, eval_dataset):
         # The Trainer reuses group_by_length for evaluation, which shuffles predictions out of input order.

@@ -42,7 +42,9 @@ from screening import io  # noqa: E402
 
 SETTINGS = ("reference", "fast", "fast_attention_dropout_0")
 NO_ATTENTION_DROPOUT = "fast_attention_dropout_0"  # the fast path with --attention_dropout 0: training only
-FAST = dict(padding="dynamic", grouped=True, sorted=True, attn="sdpa", attention_dropout=None)
+FAST = dict(
+    padding="dynamic", grouped=True, sorted=True, attn="sdpa", attention_dropout=None, precision="auto", bf16=False
+)
 VARIANTS = {  # setting: (what it is, how it differs from the fast path); the ablation stage runs them all
     "reference": ("padded to max_length, random batches, default Trainer", dict(padding="max_length", grouped=False)),
     "dynamic_padding": ("dynamic padding only: random training batches, unsorted prediction", dict(grouped=False)),
@@ -50,7 +52,14 @@ VARIANTS = {  # setting: (what it is, how it differs from the fast path); the ab
     "fast": ("+ length-sorted token-budget prediction: the default fast path", {}),
     "fast_eager_attention": ("the fast path with eager (non-SDPA) attention", dict(attn="eager")),
     NO_ATTENTION_DROPOUT: ("the fast path with --attention_dropout 0 (training only)", dict(attention_dropout=0.0)),
+    "fast_fp32": ("the fast path, fp32 training and `--prediction_precision fp32`", dict(precision="fp32")),
+    "fast_bf16": (
+        "the fast path, `--bf16` training and `--prediction_precision bf16`",
+        dict(precision="bf16", bf16=True),
+    ),
 }
+PRECISION_SETTINGS = ("fast_fp32", "fast_bf16")  # the precision stage: the same rows in each
+ABLATION_SETTINGS = tuple(v for v in VARIANTS if v not in PRECISION_SETTINGS)
 
 
 TRAINING_ONLY = (NO_ATTENTION_DROPOUT, "dynamic_padding_grouped")  # they predict exactly as fast / dynamic_padding
@@ -86,8 +95,8 @@ def parse_args(argv=None):
         "--stages",
         default="speed,threshold,memory",
         help="Comma-separated: speed, threshold, memory, ablation (each piece of the fast path added in turn, "
-        "on --ablation_*_rows); or table alone to rewrite the markdown from the JSON "
-        "(e.g. after editing the notes file).",
+        "on --ablation_*_rows), precision (fp32 against --bf16 training and bf16 prediction, on the same rows); "
+        "or table alone to rewrite the markdown from the JSON (e.g. after editing the notes file).",
     )
     parser.add_argument("--ablation_predict_rows", type=int, default=1024, help="Prediction rows per ablation run.")
     parser.add_argument("--ablation_train_rows", type=int, default=128, help="Training rows per ablation run.")
@@ -172,6 +181,7 @@ def make_trainer(args, setting, model, tokenizer, out_dir, cache_dir, train_data
         use_cpu=not torch.cuda.is_available(),
         seed=args.seed,
         disable_tqdm=True,
+        bf16=spec(setting)["bf16"],
     )
     if spec(setting)["padding"] == "max_length":
         return Trainer(
@@ -191,7 +201,9 @@ def make_trainer(args, setting, model, tokenizer, out_dir, cache_dir, train_data
         processing_class=tokenizer,
         length_sorted_prediction=fast.length_sorted_prediction,
         prediction_token_budget=fast.prediction_token_budget,
-        bf16_inference=fast.bf16_inference,
+        prediction_precision=spec(setting)["precision"],
+        padding_bucket=fast.padding_bucket,
+        max_length=args.max_seq_length,
     )
 
 
@@ -256,6 +268,7 @@ def run_setting(args, setting):
 
     trainer = make_trainer(args, setting, model, tokenizer, work / "out", cache_dir, train_ds)
     result["bf16_inference"] = bool(getattr(trainer, "bf16_inference", False))
+    result["precision"] = precision_of(trainer)
     result["train_sampling_strategy"] = trainer.args.train_sampling_strategy
     if setting not in TRAINING_ONLY:
         start = time.perf_counter()
@@ -292,6 +305,28 @@ def run_setting(args, setting):
     return result
 
 
+def precision_of(trainer):
+    """What each phase of a trainer runs in, as the markdown shows it."""
+    bf16_prediction = getattr(trainer, "bf16_inference", False) or trainer.args.bf16
+    return {
+        "train": "bf16 autocast" if trainer.args.bf16 else "fp32",
+        "predict": "bf16 autocast encoder, fp32 head" if bf16_prediction else "fp32",
+    }
+
+
+class ShapeCounter:
+    """A collator that records the shape of every batch it makes (and keeps the padding multiple it wraps)."""
+
+    def __init__(self, collator):
+        self.collator, self.shapes = collator, set()
+        self.pad_to_multiple_of = getattr(collator, "pad_to_multiple_of", None)
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.shapes.add(tuple(batch["input_ids"].shape))
+        return batch
+
+
 def run_memory(args):
     """Predict --memory_records records (real records repeated) on the fast path; sample RSS as it goes."""
     import psutil
@@ -310,6 +345,7 @@ def run_memory(args):
     dataset = tokenize_split("fast", records, tokenizer, max_length, work / "tokenized", labels=False)
     tokenize_s = time.perf_counter() - start
     trainer = make_trainer(args, "fast", model, tokenizer, work / "out", work / "tokenized")
+    trainer.prediction_collator = shapes = ShapeCounter(trainer.prediction_collator)
     process = psutil.Process()
     samples = []
 
@@ -336,6 +372,11 @@ def run_memory(args):
         "rss_during_predict_mib": [round(samples[i]) for i in picks],
         "peak_rss_mib": peak_rss_mib(),
         "predictions_shape": list(output.predictions.shape),
+        "distinct_batch_shapes": len(shapes.shapes),
+        "distinct_padded_lengths": len({width for _, width in shapes.shapes}),
+        "precision": precision_of(trainer)["predict"],
+        "padding_bucket": getattr(trainer.prediction_collator.collator, "pad_to_multiple_of", None) or 1,
+        "data": Path(args.data).name,
     }
 
 
@@ -431,10 +472,12 @@ def to_markdown(args, results, command, notes=None):
         "",
         *[f"- {stages}: `{cmd}`" for stages, cmd in results.get("commands", {stages_of(command): command}).items()],
         "",
-        f"Machine: {results['machine']}. torch {results['torch']}, transformers {results['transformers']}.",
-        f"fp32 matmul ceiling measured in this run: {results['ceiling']['fp32_gflops']:.0f} GFLOP/s "
-        f"(bf16: {results['ceiling']['bf16_gflops']:.2f} GFLOP/s; native bf16 on this machine: "
-        f"{results['ceiling']['fast_bf16']}).",
+        f"Latest run: {results['machine']}. torch {results['torch']}, transformers {results['transformers']}. "
+        "The CPU kinds of this project's machines differ from one session to the next, so each section below "
+        "names the machine its figures come from and the precision each setting ran in.",
+        f"fp32 matmul ceiling (speed stage; {results['ceiling'].get('machine', '?')}): "
+        f"{results['ceiling']['fp32_gflops']:.0f} GFLOP/s (bf16: {results['ceiling']['bf16_gflops']:.2f} GFLOP/s; "
+        f"native bf16: {results['ceiling']['fast_bf16']}).",
         "",
     ]
     speed = results.get("speed")
@@ -445,12 +488,13 @@ def to_markdown(args, results, command, notes=None):
             f"{fast['train']['rows']} training rows ({fast['train']['steps']} steps of {args.train_batch_size}, "
             f"one epoch; the same rows in both settings), max_seq_length {args.max_seq_length}, all-MiniLM-L6-v2 with "
             f"a cls head, eval batch {args.eval_batch_size} (reference) / token budget {args.eval_batch_size} x "
-            "the longest input (fast). Each setting ran in its own process, one after the other.",
+            "the longest input (fast). Each setting ran in its own process, one after the other. "
+            f"Machine: {speed.get('machine', '?')}.",
             "",
             "- reference: inputs padded to max_length, random batches, default `Trainer` (sdpa attention, fp32).",
             f"- fast: dynamic padding, `train_sampling_strategy={fast['train_sampling_strategy']}`, length-sorted "
-            f"token-budget prediction under inference_mode (bf16 autocast: {fast['bf16_inference']}), cached "
-            "tokenization.",
+            f"token-budget prediction under inference_mode, cached tokenization. Precision: training "
+            f"{precision_cell(fast, 'train')}, prediction {precision_cell(fast, 'predict')}.",
             f"- {NO_ATTENTION_DROPOUT}: the fast path trained with `--attention_dropout 0` (opt-in, not the "
             "default: it changes the regularisation); its prediction is fast's (dropout is off in prediction).",
             "",
@@ -524,12 +568,15 @@ def to_markdown(args, results, command, notes=None):
         lines += [
             f"### Ablation: each piece of the fast path in turn ({ref['predict']['rows']} prediction rows, "
             f"{ref['train']['rows']} training rows of the same review, max_seq_length {args.max_seq_length}; "
-            "each setting in its own process, one after the other)",
+            f"each setting in its own process, one after the other; {ablation.get('machine', '?')}; prediction "
+            f"precision of the fast settings: {precision_cell(ablation.get('fast', {}), 'predict')})",
             "",
             "| setting | what | training samples/s | x reference | prediction samples/s | x reference |",
             "|---|---|---:|---:|---:|---:|",
         ]
         for name, result in ablation.items():
+            if name == "machine":
+                continue
             cells = [f"`{name}`", VARIANTS[name][0]]
             for phase in ("train", "predict"):
                 value = result.get(phase, {}).get("samples_per_s")
@@ -537,6 +584,31 @@ def to_markdown(args, results, command, notes=None):
                 cells += ["", ""] if value is None else [f"{value:.2f}", f"{value / base:.2f}x"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    precision = results.get("precision")
+    if precision:
+        fp32, bf16 = precision["fast_fp32"], precision["fast_bf16"]
+        lines += [
+            f"### Precision: fp32 against bf16 ({bf16['predict']['rows']} prediction rows, {bf16['train']['rows']} "
+            f"training rows, max_seq_length {args.max_seq_length}; {precision.get('machine', '?')})",
+            "",
+            "| setting | training | prediction | training samples/s | prediction samples/s | peak RSS, MiB |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+        for name in PRECISION_SETTINGS:
+            r = precision[name]
+            lines.append(
+                f"| `{name}` | {r['precision']['train']} | {r['precision']['predict']} | "
+                f"{r['train']['samples_per_s']:.2f} | {r['predict']['samples_per_s']:.2f} | "
+                f"{max(r['train']['peak_rss_mib'], r['predict']['peak_rss_mib']):.0f} |"
+            )
+        lines += [
+            "",
+            f"bf16 / fp32: training **{bf16['train']['samples_per_s'] / fp32['train']['samples_per_s']:.2f}x**, "
+            f"prediction **{bf16['predict']['samples_per_s'] / fp32['predict']['samples_per_s']:.2f}x**. Largest "
+            f"probability difference between the two settings' predictions (same initial weights): "
+            f"{np.max(np.abs(np.subtract(fp32['probabilities'], bf16['probabilities']))):.1e}.",
+            "",
+        ]
     threshold = results.get("threshold")
     if threshold:
         lines += [
@@ -555,7 +627,13 @@ def to_markdown(args, results, command, notes=None):
         lines += [
             f"### Memory: predicting {memory['records']:,} records",
             "",
-            f"{memory['distinct_records']} real records repeated, max_seq_length {memory['max_seq_length']}, "
+            f"Machine: {memory.get('machine', '?')}. Precision: {memory.get('precision', 'fp32')}; padded lengths "
+            f"bucketed to multiples of {memory.get('padding_bucket', 1)}: "
+            f"{memory.get('distinct_padded_lengths', '?')} distinct padded lengths, "
+            f"{memory.get('distinct_batch_shapes', '?')} distinct batch shapes.",
+            "",
+            f"{memory['distinct_records']} real records of {memory.get('data', 'van_de_Schoot_2018.csv')} repeated, "
+            f"max_seq_length {memory['max_seq_length']}, "
             f"encoder layers: {memory.get('encoder_layers', 'all')}, fast path, one process: peak RSS "
             f"{memory['peak_rss_mib']:.0f} MiB "
             f"({memory['peak_rss_mib'] / 1024:.2f} GiB; target < 4 GiB). RSS before prediction "
@@ -568,6 +646,14 @@ def to_markdown(args, results, command, notes=None):
     if notes is not None and notes.is_file():  # what a person wrote about the run, kept when the figures are rewritten
         lines += [notes.read_text().rstrip(), ""]
     return "\n".join(lines)
+
+
+STAGES = ("speed", "ablation", "precision", "threshold", "memory")
+
+
+def precision_cell(result, phase):
+    """What a setting ran a phase in; runs before precision was recorded ran in fp32 (no bf16 units)."""
+    return result.get("precision", {}).get(phase, "fp32")
 
 
 def stages_of(command):
@@ -596,16 +682,21 @@ def main(argv=None):
         write_report(args, results, output)
         return
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    results.update(
-        machine=f"{platform.machine()} {cpu}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
-        torch=torch.__version__,
-        transformers=transformers.__version__,
+    flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
+    units = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    machine = f"{platform.machine()} {cpu}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, " + (
+        f"bf16 units: {' + '.join(units)}" if units else "no bf16 units (AVX2 only)"
     )
+    for stage in (*STAGES, "ceiling"):  # figures of earlier runs keep the machine that made them
+        if stage in results and "machine" not in results[stage]:
+            results[stage]["machine"] = results.get("machine", "?")
+    results.update(machine=machine, torch=torch.__version__, transformers=transformers.__version__)
     if "speed" in stages or "ceiling" not in results:  # MFU is against the ceiling of the speed run
         results["ceiling"] = {
             "fp32_gflops": matmul_gflops(torch.float32, 1024),
             "bf16_gflops": matmul_gflops(torch.bfloat16, 256, repeats=1),
             "fast_bf16": fast_bf16_available("cuda" if torch.cuda.is_available() else "cpu"),
+            "machine": machine,
         }
     if "threshold" in stages:
         results["threshold"] = threshold_benchmark()
@@ -615,13 +706,18 @@ def main(argv=None):
         results["speed_args"] = vars(args)
     if "ablation" in stages:
         rows = ["--predict_rows", str(args.ablation_predict_rows), "--timed_train_rows", str(args.ablation_train_rows)]
-        results["ablation"] = {v: spawn(args, v, (*rows, "--no_profile")) for v in VARIANTS}
+        results["ablation"] = {v: spawn(args, v, (*rows, "--no_profile")) for v in ABLATION_SETTINGS}
         for result in results["ablation"].values():
             result.pop("probabilities", None)
+    if "precision" in stages:
+        rows = ["--predict_rows", str(args.ablation_predict_rows), "--timed_train_rows", str(args.ablation_train_rows)]
+        results["precision"] = {v: spawn(args, v, (*rows, "--no_profile")) for v in PRECISION_SETTINGS}
     if "memory" in stages:
         results["memory"] = spawn(args, "memory")
     if "speed" in stages:
         results["ceiling"]["fp32_gflops"] = max(results["ceiling"]["fp32_gflops"], matmul_gflops(torch.float32, 1024))
+    for stage in stages & set(STAGES):
+        results[stage]["machine"] = machine
     command = "flock /work/heavy.lock python scripts/benchmark_speed.py " + " ".join(sys.argv[1:])
     results.setdefault("commands", {})[",".join(sorted(stages))] = command
     write_report(args, results, output, json_path)
