@@ -175,6 +175,8 @@ BAD_FLAGS = {  # case: (extra flags, fragments)
     "bad_negative_sampling": (["--negative_sampling_ratio", "0"], ["--negative_sampling_ratio must be > 0", "got 0"]),
     "bad_attention_dropout": (["--attention_dropout", "1"], ["--attention_dropout must be in [0, 1)", "got 1.0"]),
     "resume_from_nothing": (["--resume_from_checkpoint", "/nonexistent/checkpoint-5"], ["--resume_from_checkpoint"]),
+    "bad_precision": (["--prediction_precision", "fp16"], ["--prediction_precision", "invalid choice: 'fp16'"]),
+    "bad_padding_bucket": (["--padding_bucket", "0"], ["--padding_bucket must be at least 1", "got 0"]),
 }  # fmt: skip
 
 
