@@ -123,7 +123,7 @@ Trained with transformers-screening{f" on {train_records} records" if train_reco
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 model = AutoModelForSequenceClassification.from_pretrained("{model_name}", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("{model_name}")
+tokenizer = AutoTokenizer.from_pretrained("{model_name}", trust_remote_code=True)
 classifier = pipeline("text-classification", model=model, tokenizer=tokenizer)
 scores = classifier(["A title [SEP] its abstract"], truncation=True)  # score = P(include)
 include = [s["score"] >= model.config.threshold for s in scores]

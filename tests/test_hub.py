@@ -144,16 +144,21 @@ def test_pushed_files_reproduce_logits_in_fresh_process(pushed, tmp_path):
     torch.save(batch, tmp_path / "batch.pt")
     script = f"""
 import json, sys, torch
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 assert not any(m.split('.')[0] in ('modeling', 'screening') for m in sys.modules)
 m = AutoModelForSequenceClassification.from_pretrained({str(hub)!r}, trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained({str(hub)!r}, trust_remote_code=True)  # as the README loads it
 assert type(m).__module__.startswith('transformers_modules'), type(m).__module__
 with torch.no_grad(): logits = m(**torch.load({str(tmp_path / "batch.pt")!r}))[0]
 print(json.dumps({{"logits": logits.tolist(), "threshold": m.config.threshold}}))
 """
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    result = subprocess.run(  # no standard input: a prompt for remote code would fail or hang here
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "Do you wish to run the custom code" not in result.stdout + result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, rtol=0, atol=1e-6)
     assert loaded["threshold"] == json.loads((out / "eval_results.json").read_text())["eval_threshold"]
