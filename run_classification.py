@@ -562,7 +562,7 @@ def train_eval_predict(
         save_threshold_rule(model.config, rule, metrics, len(eval_ds))
         if metrics.get("eval_recall_target_certified") is False:
             logger.warning(uncertified_message(int(validation["labels"].sum()), rule, "validation"))
-        trainer.log_metrics("eval", metrics)
+        trainer.log_metrics("eval", {k: v for k, v in metrics.items() if v is not None})  # None: not formattable
         trainer.save_model()  # the tuned threshold is part of the saved model
         eval_probabilities = sigmoid(output.predictions)
         if main_process:
