@@ -175,6 +175,10 @@ BAD_FLAGS = {  # case: (extra flags, fragments)
     "bad_negative_sampling": (["--negative_sampling_ratio", "0"], ["--negative_sampling_ratio must be > 0", "got 0"]),
     "bad_attention_dropout": (["--attention_dropout", "1"], ["--attention_dropout must be in [0, 1)", "got 1.0"]),
     "resume_from_nothing": (["--resume_from_checkpoint", "/nonexistent/checkpoint-5"], ["--resume_from_checkpoint"]),
+    "bad_threshold_objective": (["--threshold_objective", "f1"], ["--threshold_objective must be one of fbeta, recall",
+                                "'f1'"]),
+    "bad_target_recall": (["--target_recall", "1.5"], ["--target_recall must be in (0, 1]", "got 1.5"]),
+    "bad_recall_confidence": (["--recall_confidence", "1"], ["--recall_confidence must be in (0, 1)", "got 1.0"]),
 }  # fmt: skip
 
 
