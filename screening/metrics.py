@@ -427,7 +427,7 @@ def recall_sentence(results):
         line += f"; threshold: {rule.describe(results.get('beta', 7.0))}"
         certified = results.get("honest_recall_target_certified", results.get(f"{prefix}recall_target_certified"))
         if certified is False:
-            line += " (NOT certified: too few includes; every known include kept)"
+            line += " (NOT certified: too few includes; each threshold keeps every include it was chosen on)"
     missed = results.get("expected_missed", results.get("predict_expected_missed"))
     if missed is not None:
         p = "" if "expected_missed" in results else "predict_"
