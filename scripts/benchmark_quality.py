@@ -185,11 +185,16 @@ def stage_seeds(args, reviews, data):
     (resumable: finished runs are kept)."""
     from screening.stacking import stack_runs
 
-    for seed in FOLD_SEEDS:
+    only = set(args.seed_members.split(","))
+    for seed in FOLD_SEEDS[::-1] if args.reverse_seeds else FOLD_SEEDS:
         for review in reviews:
-            stage_tfidf(args, review, data[review], seed)
-            stage_features(args, review, data[review], seed)
+            if only & {"tfidf_lr", "tfidf_nb"}:
+                stage_tfidf(args, review, data[review], seed)
+            if "minilm_features_lr" in only:
+                stage_features(args, review, data[review], seed)
             members = [run_dir(args, review, m, seed) for m in CPU_MEMBERS]
+            if not all(complete(m) for m in members):
+                continue  # stacks once every member is there
             for name, method in CPU_STACKS.items():
                 out = run_dir(args, review, name, seed)
                 if complete(out, "stack_results.json"):
@@ -534,6 +539,9 @@ def parse_args(argv=None):
         "--bf16", action="store_true", help="bf16 for the MiniLM features and the fine-tune (a GPU, or a CPU with AMX)."
     )
     parser.add_argument("--parallel", type=int, default=1, help="Fine-tune this many reviews at once.")
+    parser.add_argument("--seed_members", default=",".join(CPU_MEMBERS), help="Members the seeds stage runs "
+                        "(e.g. tfidf_lr,tfidf_nb in a second process beside one running the features).")  # fmt: skip
+    parser.add_argument("--reverse_seeds", action="store_true", help="Seeds stage: last fold seed first.")
     parser.add_argument("--pack", default=None, help="Write the fine-tune results (no models) to this .tar.gz.")
     parser.add_argument("--unpack", default=None, help="Extract a --pack archive into --results_dir first.")
     parser.add_argument("--table", default="benchmarks/quality.md", help="Markdown table file.")
