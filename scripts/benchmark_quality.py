@@ -330,7 +330,7 @@ def recall_figures_of(out, confidence):
 
 
 def recall_cell(r):
-    return f"{r['recall']:.3f} ({r['includes_found']}/{r['includes']}) | {r['read_share']:.1%} | {r['wss']:.3f}"
+    return f"{r['recall']:.3f} ({r['includes_found']}/{r['includes']}) · {r['read_share']:.1%} · {r['wss']:.3f}"
 
 
 def recall_section(args, reviews):
@@ -346,20 +346,18 @@ def recall_section(args, reviews):
         f"on the other four folds' OOF, counts pooled (fold seed {FOLD_SEED}). recall = found/known includes "
         "(exact 95% interval in the pooled row), read = share of records at or above the threshold, WSS = (N - "
         "read)/N - (1 - recall). **pooled** sums the six reviews' includes, found includes, records and reads. "
-        "certified = folds (of 5 per review) whose training folds had enough includes to certify the target; the "
-        "others used the lowest threshold that keeps every known include (certifying 0.95 at 95% needs 59 "
-        "includes all found, so only the two Wallace reviews can).",
+        "Each cell: recall (found/known) · read · WSS. certified = folds (of 5) whose threshold could certify the "
+        "target on the other four folds' includes (the same for every pipeline: it depends only on how many "
+        "includes there are); the others used the lowest threshold that keeps every include it was chosen on "
+        "(certifying 0.95 at 95% confidence needs 59 includes, all found, so only the two Wallace reviews can).",
     ]
     for confidence in RECALL_CONFIDENCES:
-        header = "| review | includes |"
-        rule_line = "|---|---:|"
         present = [p for p in SEED_PIPELINES if all((run_dir(args, r, p) / "oof.csv").is_file() for r in reviews)]
         if not present:
             continue
-        for p in present:
-            header += f" {p}: recall | read | WSS |"
-            rule_line += "---:|---:|---:|"
-        lines += ["", f"### Confidence {confidence:g}", "", header + " certified (tfidf_lr) |", rule_line + "---:|"]
+        header = "| review | includes | " + " | ".join(present) + " | certified |"
+        rule_line = "|---|---:|" + "---:|" * len(present) + "---:|"
+        lines += ["", f"### Confidence {confidence:g}", "", header, rule_line]
         pooled = {p: [] for p in present}
         for review in reviews:
             results = {p: recall_figures_of(run_dir(args, review, p), confidence) for p in present}
@@ -369,7 +367,7 @@ def recall_section(args, reviews):
             lines.append(
                 f"| {review} | {first['includes']} | "
                 + " | ".join(recall_cell(results[p]) for p in present)
-                + f" | {results[BASELINE]['certified_folds'] if BASELINE in results else '–'}/{FOLDS} |"
+                + f" | {first['certified_folds']}/{FOLDS} |"
             )
         cells, intervals = [], []
         for p in present:
@@ -487,13 +485,15 @@ def table(args, reviews):
                 f"| {review} | {p} | {fmt(row['honest'])} | {fmt(row['optimistic'])} | {fmt(row['wss_95'])} | "
                 f"{auc} | {fmt(row['fold_auc'])} | {fmt(row['wall_s'], 0)} |"
             )
-    lines += seed_section(args, reviews) + recall_section(args, reviews)
     lines += [
         "",
         f"Wall times on this machine ({machine()}); the fine-tune's is the whole 5-fold run of one review "
         "(training and scoring every record once). "
-        "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure here is one fold "
-        "seed: treat differences below ~0.03 as noise.",
+        "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure in the tables above "
+        "is one fold seed: read differences against the noise band below (five fold seeds).",
+    ]
+    lines += seed_section(args, reviews) + recall_section(args, reviews)
+    lines += [
         "",
         "## Commands",
         "",
