@@ -294,7 +294,8 @@ def seed_section(args, reviews):
         "members only (so that every seed has the same members). **Δ vs tfidf_lr** is the paired difference of "
         "the six-review mean honest F7 (same folds for both) over the seeds: a gap smaller than about twice its "
         "s.d. is noise. `minilm_finetune` stays at one seed (471): one 5-fold fine-tune of the six reviews took "
-        "about 5,700 s on these 2 CPU cores, too much to repeat five times here.",
+        "about 5,900 s on these 2 CPU cores "
+        "(the earlier run: 1,774 + 506 + 2,611 + 312 + 434 + 238 s), too much to repeat five times here.",
         "",
         "| pipeline | seeds | " + " | ".join(reviews) + " | six-review mean | Δ vs tfidf_lr |",
         "|---|---:|" + "---:|" * (len(reviews) + 2),
