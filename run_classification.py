@@ -38,7 +38,14 @@ from screening import hub, io
 from screening.data import ScreeningInputError, check_folds, check_two_classes, load_split, sample_negatives
 from screening.kfold import CrossValidationArguments, FoldOutput, load_kfold_data, run_kfold
 from screening.launch import check_precision
-from screening.metrics import screening_metrics, sigmoid
+from screening.metrics import (
+    ThresholdArguments,
+    expected_missed,
+    recall_sentence,
+    screening_metrics,
+    sigmoid,
+    uncertified_message,
+)
 from screening.report import write_report
 from screening.runs import last_complete_checkpoint, resolve_output_dir, save_metrics, save_trainer_state
 from screening.text import (
@@ -235,6 +242,7 @@ def parse_args(argv=None):
             FastPathArguments,
             CrossValidationArguments,
             TextArguments,
+            ThresholdArguments,
         )
     )
     from_file = len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml"))
@@ -265,7 +273,7 @@ def setup_logging(training_args):
     transformers.utils.logging.enable_explicit_format()
 
 
-def check_args(model_args, data_args, training_args, fast_args):
+def check_args(model_args, data_args, training_args, fast_args, threshold_args=None):
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise ScreeningInputError("nothing to do: give at least one of --do_train, --do_eval, --do_predict")
     if training_args.do_train and not data_args.train_file:
@@ -291,6 +299,23 @@ def check_args(model_args, data_args, training_args, fast_args):
     check_precision(training_args)
     if fast_args.padding_bucket < 1:
         raise ScreeningInputError(f"--padding_bucket must be at least 1; got {fast_args.padding_bucket}")
+    if threshold_args is not None:
+        threshold_args.check()
+
+
+def threshold_rule(threshold_args, model_args):
+    """The threshold rule of this run: the flags given, else those saved with a screening model in
+    --model_name_or_path (a local folder), else best F-beta."""
+    saved = None
+    config_file = Path(model_args.model_name_or_path) / "config.json"
+    if config_file.is_file():
+        try:
+            saved = json.loads(config_file.read_text(encoding="utf-8"))
+        except ValueError:
+            saved = None  # load_model reports an unreadable folder
+        if not isinstance(saved, dict) or saved.get("model_type") != "screening":
+            saved = None
+    return threshold_args.resolved(saved)
 
 
 def load_data(data_args, training_args):
@@ -409,11 +434,46 @@ def load_model(model_args, data_args, train):
     return tokenizer, model
 
 
-def make_compute_metrics(beta):
+def make_compute_metrics(beta, rule=None):
     def compute_metrics(eval_pred):
-        return screening_metrics(eval_pred.label_ids, sigmoid(eval_pred.predictions), beta)
+        return screening_metrics(eval_pred.label_ids, sigmoid(eval_pred.predictions), beta, rule)
 
     return compute_metrics
+
+
+VALIDATION_KEYS = ("recall", "recall_ci_low", "recall_ci_high", "read_share", "wss", "includes", "includes_found")
+
+
+def save_threshold_rule(config, rule, metrics, validation_records):
+    """The rule the threshold was chosen by, and the held-out figures at it, saved in the model's config."""
+    config.threshold = float(metrics["eval_threshold"])
+    config.threshold_objective = rule.threshold_objective
+    config.target_recall = rule.target_recall
+    config.recall_confidence = rule.recall_confidence
+    config.threshold_validation = {
+        "records": int(validation_records),
+        **{k: metrics.get(f"eval_{k}") for k in VALIDATION_KEYS},
+        "recall_target_certified": metrics.get("eval_recall_target_certified"),
+    }
+
+
+def predict_figures(config, predicted):
+    """predict_results.json: the threshold, its rule, the predicted includes and the expected missed includes
+    (screening.metrics.expected_missed) from the held-out figures saved with the model, when it has them."""
+    figures = {
+        "predict_samples": len(predicted),
+        "predict_includes": int(predicted.sum()),
+        "predict_threshold": float(config.threshold),
+        "threshold_objective": config.threshold_objective,
+        "target_recall": config.target_recall,
+        "recall_confidence": config.recall_confidence,
+    }
+    held_out = config.threshold_validation or {}
+    prevalence = held_out["includes"] / held_out["records"] if held_out.get("records") else None
+    interval = (held_out.get("recall"), held_out.get("recall_ci_low"), held_out.get("recall_ci_high"))
+    missed = expected_missed(prevalence, len(predicted), *interval)
+    figures.update({f"predict_{k}": v for k, v in missed.items()})
+    return figures
 
 
 def write_predictions(path, ids, probabilities, labels=None, predicted=None):
@@ -426,11 +486,22 @@ def write_predictions(path, ids, probabilities, labels=None, predicted=None):
 
 
 def train_eval_predict(
-    model_args, data_args, training_args, fast_args, text_options, train, validation, test, checkpoint=None
+    model_args,
+    data_args,
+    training_args,
+    fast_args,
+    text_options,
+    train,
+    validation,
+    test,
+    checkpoint=None,
+    rule=None,
 ):
     """One run on given DataFrames (train/validation/test, None where not needed) into training_args.output_dir:
-    train, tune the threshold on validation, predict test. Each fold of a K-fold run is one call of this.
-    Returns the summary figures and the validation and test probabilities."""
+    train, choose the threshold on validation by `rule` (a resolved ThresholdArguments; default best F-beta),
+    predict test. Each fold of a K-fold run is one call of this. Returns the summary figures, the report figures
+    and the validation and test probabilities."""
+    rule = (rule or ThresholdArguments()).resolved()
     if training_args.do_train and data_args.negative_sampling_ratio is not None:
         total = len(train)
         train = sample_negatives(train, data_args.negative_sampling_ratio, training_args.seed)
@@ -463,7 +534,7 @@ def train_eval_predict(
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=make_compute_metrics(data_args.beta),
+        compute_metrics=make_compute_metrics(data_args.beta, rule),
         length_sorted_prediction=fast_args.length_sorted_prediction,
         prediction_token_budget=fast_args.prediction_token_budget,
         prediction_precision=fast_args.prediction_precision,
@@ -472,7 +543,7 @@ def train_eval_predict(
     )
     out = Path(training_args.output_dir)
     main_process = trainer.is_world_process_zero()
-    summary, all_metrics, eval_metrics = {}, {}, {}
+    summary, all_metrics, eval_metrics, predict_metrics = {}, {}, {}, {}
     eval_probabilities = test_probabilities = None
 
     if training_args.do_train:
@@ -489,9 +560,11 @@ def train_eval_predict(
     if training_args.do_eval:
         logger.info("*** Evaluate and tune the threshold ***")
         output = trainer.predict(eval_ds, metric_key_prefix="eval")
-        metrics = eval_metrics = dict(output.metrics, eval_samples=len(eval_ds))
-        model.config.threshold = float(metrics["eval_threshold"])
-        trainer.log_metrics("eval", metrics)
+        metrics = eval_metrics = dict(output.metrics, eval_samples=len(eval_ds), **rule.as_dict())
+        save_threshold_rule(model.config, rule, metrics, len(eval_ds))
+        if metrics.get("eval_recall_target_certified") is False:
+            logger.warning(uncertified_message(int(validation["labels"].sum()), rule, "validation"))
+        trainer.log_metrics("eval", {k: v for k, v in metrics.items() if v is not None})  # None: not formattable
         trainer.save_model()  # the tuned threshold is part of the saved model
         eval_probabilities = sigmoid(output.predictions)
         if main_process:
@@ -500,10 +573,8 @@ def train_eval_predict(
             write_predictions(
                 out / "eval_predictions.csv", validation["id"], eval_probabilities, validation["labels"], predicted
             )
-            write_report(out, validation["labels"], eval_probabilities, metrics, f"{out.name}: validation")
-        summary.update(
-            {k: metrics.get(f"eval_{k}") for k in ("fbeta", "threshold", "wss_95", "roc_auc", "recall", "precision")}
-        )
+        keys = ("fbeta", "threshold", "wss_95", "roc_auc", "recall", "recall_ci_low", "recall_ci_high", "read_share")
+        summary.update({k: metrics.get(f"eval_{k}") for k in keys + ("wss", "precision")})
 
     if training_args.do_predict:
         logger.info(f"*** Predict at threshold {model.config.threshold:.6g} ***")
@@ -513,13 +584,14 @@ def train_eval_predict(
             labels = (test_probabilities >= model.config.threshold).astype(int)
             write_predictions(out / "predictions.csv", test["id"], test_probabilities, predicted=labels)
             io.write_csv(out / "submission.csv", pd.DataFrame({"id": test["id"], "judgement": labels}), header=False)
-            metrics = {
-                "predict_samples": len(labels),
-                "predict_includes": int(labels.sum()),
-                "predict_threshold": float(model.config.threshold),
-            }
-            save_metrics(out, "predict", metrics, all_metrics)
+            predict_metrics = predict_figures(model.config, labels)
+            save_metrics(out, "predict", predict_metrics, all_metrics)
             summary.update(predicted_includes=int(labels.sum()), predicted_records=len(labels))
+            if predict_metrics["predict_expected_missed"] is not None:
+                summary.update(expected_missed=predict_metrics["predict_expected_missed"])
+    report = {**eval_metrics, **predict_metrics}
+    if main_process and eval_probabilities is not None:
+        write_report(out, validation["labels"], eval_probabilities, report, f"{out.name}: validation")
 
     if main_process and (training_args.do_train or training_args.do_eval):
         settings = hub.training_settings(model_args, data_args, training_args, model)
@@ -532,10 +604,15 @@ def train_eval_predict(
             train_records=len(train_ds) if train_ds is not None else None,
         )
         hub.write_model_card(out, card)
-    return {"summary": summary, "eval_probabilities": eval_probabilities, "test_probabilities": test_probabilities}
+    return {
+        "summary": summary,
+        "report": report,
+        "eval_probabilities": eval_probabilities,
+        "test_probabilities": test_probabilities,
+    }
 
 
-def cross_validate(model_args, data_args, training_args, fast_args, cv_args, text_options):
+def cross_validate(model_args, data_args, training_args, fast_args, cv_args, text_options, rule=None):
     """K-fold: the single-run setup above, once per fold, into output_dir/fold_<k>; then OOF and fold-averaged
     test predictions (screening.kfold). Finished folds are skipped on a rerun."""
     cv_args.check()
@@ -569,7 +646,7 @@ def cross_validate(model_args, data_args, training_args, fast_args, cv_args, tex
             checkpoint = last_complete_checkpoint(fold_dir)
         set_seed(training_args.seed)
         result = train_eval_predict(
-            model_args, data_args, fold_args, fast_args, text_options, fold_train, valid, fold_test, checkpoint
+            model_args, data_args, fold_args, fast_args, text_options, fold_train, valid, fold_test, checkpoint, rule
         )
         if training_args.process_index == 0:  # the fold's best model is saved in fold_dir itself
             for path in fold_dir.glob("checkpoint-*"):
@@ -587,13 +664,16 @@ def cross_validate(model_args, data_args, training_args, fast_args, cv_args, tex
         overwrite=data_args.overwrite_output_dir,
         main_process=training_args.process_index == 0,
         command=" ".join(sys.argv),
+        rule=rule,
     )
     keys = ("honest_oof_fbeta", "oof_fbeta", "oof_threshold", "mean_fold_threshold", "oof_roc_auc", "mean_fold_roc_auc")
-    return {k: results[k] for k in keys if k in results} | {"skipped_folds": results["skipped_folds"]}
+    keys += ("honest_oof_recall", "honest_oof_recall_ci_low", "honest_oof_recall_ci_high", "honest_oof_read_share")
+    summary = {k: results[k] for k in keys if k in results} | {"skipped_folds": results["skipped_folds"]}
+    return summary, results
 
 
 def main():
-    model_args, data_args, training_args, fast_args, cv_args, text_args = parse_args()
+    model_args, data_args, training_args, fast_args, cv_args, text_args, threshold_args = parse_args()
     fast_args.apply(training_args)
     setup_logging(training_args)
     logger.warning(
@@ -601,13 +681,14 @@ def main():
         f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value == 'distributed'}"
     )
     logger.info(f"Training/evaluation parameters {training_args}")
-    check_args(model_args, data_args, training_args, fast_args)
+    check_args(model_args, data_args, training_args, fast_args, threshold_args)
+    rule = threshold_rule(threshold_args, model_args)
     text_options = resolve_text_options(text_args, model_args.model_name_or_path)
     # Trainer would push every checkpoint with its own card; this script pushes once, at the end, hub.hub_files
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     out = Path(training_args.output_dir)
     if cv_args.num_folds:
-        summary = cross_validate(model_args, data_args, training_args, fast_args, cv_args, text_options)
+        summary, report = cross_validate(model_args, data_args, training_args, fast_args, cv_args, text_options, rule)
     else:
         # Every check of the user's input runs before Trainer(...) creates output_dir.
         checkpoint = resolve_output_dir(
@@ -619,9 +700,10 @@ def main():
         )
         set_seed(training_args.seed)
         train, validation, test = load_data(data_args, training_args)
-        summary = train_eval_predict(
-            model_args, data_args, training_args, fast_args, text_options, train, validation, test, checkpoint
-        )["summary"]
+        result = train_eval_predict(
+            model_args, data_args, training_args, fast_args, text_options, train, validation, test, checkpoint, rule
+        )
+        summary, report = result["summary"], result["report"]
 
     if training_args.process_index == 0:
         if push_to_hub:
@@ -635,8 +717,11 @@ def main():
             )
             logger.info(f"Pushed {', '.join(hub.hub_files(out))} to {commit.commit_url}")
         figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
+        sentence = recall_sentence(report)
         print(
-            f"\nDone. {figures}\nOutputs in {out.resolve()}: "
+            f"\nDone. {figures}\n"
+            + (sentence + "\n" if sentence else "")
+            + f"Outputs in {out.resolve()}: "
             + ", ".join(sorted(p.name for p in out.iterdir() if p.is_file()))
         )
 

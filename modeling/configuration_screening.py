@@ -4,6 +4,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 LOSS_TYPES = ("bce", "weighted_bce", "focal")
+THRESHOLD_OBJECTIVES = ("fbeta", "recall")  # as screening.metrics.OBJECTIVES (this package imports nothing else)
 AUTO_MAP = {
     "AutoConfig": "configuration_screening.ScreeningConfig",
     "AutoModel": "modeling_screening.ScreeningForSequenceClassification",
@@ -42,9 +43,22 @@ class ScreeningConfig(PreTrainedConfig):
         label_smoothing (`float`, defaults to 0.0):
             Targets become `y * (1 - s) + s / 2`.
         threshold (`float`, defaults to 0.5):
-            Probability threshold tuned for F-beta; a record is included iff `p >= threshold`.
+            Probability threshold chosen on held-out predictions (see `threshold_objective`); a record is
+            included iff `p >= threshold`. Prediction uses only this value.
         beta (`float`, defaults to 7.0):
-            The beta of the F-beta score the threshold was tuned for.
+            The beta of the F-beta score the threshold was tuned for (objective `fbeta`).
+        threshold_objective (`str`, defaults to `"fbeta"`):
+            What the threshold was chosen for: `fbeta` (best F-beta) or `recall` (the highest threshold whose
+            one-sided lower confidence bound on recall, from the held-out includes, reaches `target_recall`).
+        target_recall (`float`, defaults to 0.95):
+            Recall the `recall` objective certifies, in (0, 1].
+        recall_confidence (`float`, defaults to 0.95):
+            Confidence of the one-sided exact (Clopper-Pearson) recall bound, in (0, 1); 0.5 means the point
+            estimate.
+        threshold_validation (`dict`, *optional*):
+            Figures of the held-out data at `threshold`: `records`, `includes`, `includes_found`, `recall`,
+            `recall_ci_low`, `recall_ci_high` (two-sided 95% Clopper-Pearson), `read_share`, `wss`,
+            `recall_target_certified`. Used to estimate the includes missed in data screened later.
     """
 
     model_type = "screening"
@@ -64,6 +78,10 @@ class ScreeningConfig(PreTrainedConfig):
     label_smoothing: float = 0.0
     threshold: float = 0.5
     beta: float = 7.0
+    threshold_objective: str = "fbeta"
+    target_recall: float = 0.95
+    recall_confidence: float = 0.95
+    threshold_validation: dict | None = None
     auto_map: dict | None = None
 
     def __post_init__(self, **kwargs):
@@ -77,6 +95,14 @@ class ScreeningConfig(PreTrainedConfig):
             raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.threshold_objective not in THRESHOLD_OBJECTIVES:
+            raise ValueError(
+                f"threshold_objective must be one of {THRESHOLD_OBJECTIVES}, got {self.threshold_objective!r}"
+            )
+        if not 0.0 < self.target_recall <= 1.0:
+            raise ValueError(f"target_recall must be in (0, 1], got {self.target_recall}")
+        if not 0.0 < self.recall_confidence < 1.0:
+            raise ValueError(f"recall_confidence must be in (0, 1), got {self.recall_confidence}")
 
     @property
     def hidden_size(self):

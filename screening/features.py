@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 from .data import ScreeningInputError
 from .kfold import CrossValidationArguments, FoldOutput
+from .metrics import ThresholdArguments
 from .text import TextArguments, encode, prepare_texts
 from .tfidf import RunArguments, print_summary, run_sklearn_kfold
 
@@ -180,8 +181,11 @@ def features_fit_fold(args, train_features, test_features, train_ids):
 
 
 def main(argv=None):
-    parser = HfArgumentParser((RunArguments, FeatureArguments, CrossValidationArguments, TextArguments))
-    run_args, feature_args, cv_args, text_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser(
+        (RunArguments, FeatureArguments, CrossValidationArguments, TextArguments, ThresholdArguments)
+    )
+    run_args, feature_args, cv_args, text_args, threshold_args = parser.parse_args_into_dataclasses(args=argv)
+    threshold_args.check()  # before the embeddings are computed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(message)s")
     columns = run_args.text_column_list
 
@@ -195,6 +199,8 @@ def main(argv=None):
         return features_fit_fold(feature_args, train_features, test_features, list(train["id"]))
 
     # a fine-tuned screening model's saved text options apply, as in run_classification.py
-    results = run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv, feature_args.model_name_or_path)
+    results = run_sklearn_kfold(
+        run_args, cv_args, text_args, make_fit_fold, argv, feature_args.model_name_or_path, threshold_args
+    )
     print_summary(results, run_args.output_dir)
     return results

@@ -33,7 +33,7 @@ HUB_PATTERNS = (
     "train_results.json",
 )
 CARD_METRICS = ("fbeta", "threshold", "recall", "precision", "roc_auc", "average_precision", "wss_95")
-CARD_METRICS += ("all_positive_fbeta",)
+CARD_METRICS += ("recall_ci_low", "recall_ci_high", "read_share", "wss", "all_positive_fbeta")
 
 
 def hub_files(output_dir):
@@ -63,6 +63,9 @@ def training_settings(model_args, data_args, training_args, model):
         "precision": precision,
         "deepspeed": training_args.deepspeed if isinstance(training_args.deepspeed, str) else None,
         "beta": config.beta,
+        "threshold_objective": getattr(config, "threshold_objective", "fbeta"),
+        "target_recall": getattr(config, "target_recall", None),
+        "recall_confidence": getattr(config, "recall_confidence", None),
     }
 
 
@@ -95,7 +98,7 @@ def model_card(model_name, metrics, settings, dataset, train_records=None):
             metric_args={"beta": beta, "threshold": threshold, "training": settings} if name == "fbeta" else None,
         )
         for name in CARD_METRICS
-        if dataset is not None and f"eval_{name}" in metrics
+        if dataset is not None and metrics.get(f"eval_{name}") is not None
     ]
     base_model = settings["model_name_or_path"]
     data = ModelCardData(
@@ -107,6 +110,12 @@ def model_card(model_name, metrics, settings, dataset, train_records=None):
         eval_results=results or None,
     )
     rows = "\n".join(f"| {k} | {v} |" for k, v in settings.items())
+    if settings.get("threshold_objective") == "recall":
+        confidence = settings["recall_confidence"]
+        bound = "point estimate" if confidence == 0.5 else f"one-sided {confidence:.0%} Clopper-Pearson lower bound"
+        chosen = f"chosen as the highest whose {bound} on recall reaches {settings['target_recall']:g}"
+    else:
+        chosen = f"tuned for F{beta:g}"
     metric_rows = "\n".join(f"| {r.metric_name} | {r.metric_value:.4g} |" for r in results)
     content = f"""---
 {data.to_yaml()}
@@ -116,7 +125,8 @@ def model_card(model_name, metrics, settings, dataset, train_records=None):
 
 Screens papers for a systematic review: from `title [SEP] abstract` it gives the probability that a
 record is to be **included**. A record is included iff `probability >= config.threshold`
-(threshold {threshold if threshold is not None else "not tuned"}, tuned for F{beta:g} on {dataset_name}).
+(threshold {threshold if threshold is not None else "not tuned"}, {chosen} on {dataset_name}; recall
+there {_recall_text(metrics)}).
 Trained with transformers-screening{f" on {train_records} records" if train_records else ""}.
 
 ```python
@@ -142,6 +152,13 @@ include = [s["score"] >= model.config.threshold for s in scores]
 {rows}
 """
     return ModelCard(content)
+
+
+def _recall_text(metrics):
+    recall, low, high = (metrics.get(f"eval_{k}") for k in ("recall", "recall_ci_low", "recall_ci_high"))
+    if recall is None or low is None or high is None:
+        return "not measured"
+    return f"{recall:.3f}, exact 95% interval {low:.3f}-{high:.3f}"
 
 
 def write_model_card(output_dir, card):

@@ -9,7 +9,9 @@ runs pass a scikit-learn fit. Every run type therefore writes the same files:
     output_dir/fold_<k>/predictions.csv        id, probability (test; with --do_predict)
     output_dir/fold_<k>/fold_results.json      written last: its presence marks the fold finished
     output_dir/oof.csv                         id, fold, label, probability (every training id once)
-    output_dir/kfold_results.json              OOF-wide, honest and per-fold figures
+    output_dir/kfold_results.json              OOF-wide, honest and per-fold figures (recall with its Clopper-
+                                               Pearson interval, share to read, WSS at each threshold; expected
+                                               missed includes of the test set)
     output_dir/predictions.csv, submission.csv fold-averaged test predictions at the chosen threshold
 """
 
@@ -26,7 +28,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from . import io
 from .data import ScreeningInputError, load_split
-from .metrics import fbeta_at, honest_oof_fbeta, screening_metrics
+from .metrics import ThresholdArguments, choose_threshold, expected_missed, fbeta_at, honest_oof, screening_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ FOLD_DONE = "fold_results.json"
 ENSEMBLES = ("probability", "logit")
 THRESHOLDS = ("oof", "mean_fold")
 NORMALIZATIONS = ("none", "rank")
+HONEST_KEYS = ("recall", "recall_ci_low", "recall_ci_high", "read_share", "wss", "includes", "includes_found")
 
 
 @dataclass
@@ -166,7 +169,7 @@ def _read_fold(fold_dir, valid_ids, test_ids):
     return FoldOutput(valid["probability"].to_numpy(np.float64), test)
 
 
-def _write_fold(fold_dir, valid, output, test, beta, wall_time):
+def _write_fold(fold_dir, valid, output, test, beta, wall_time, rule=None):
     fold_dir = Path(fold_dir)
     probs = np.asarray(output.valid_probabilities, dtype=np.float64)
     io.write_csv(
@@ -178,20 +181,33 @@ def _write_fold(fold_dir, valid, output, test, beta, wall_time):
         io.write_csv(
             fold_dir / "predictions.csv", pd.DataFrame({"id": test["id"].to_numpy(), "probability": test_probs})
         )
-    metrics = screening_metrics(valid["labels"].to_numpy(), probs, beta)
+    metrics = screening_metrics(valid["labels"].to_numpy(), probs, beta, rule)
     metrics.update(records=len(valid), positives=int(valid["labels"].sum()), wall_time_s=round(wall_time, 1))
     io.write_json(fold_dir / FOLD_DONE, metrics)  # last: marks the fold finished
 
 
 def run_kfold(
-    train, test, fit_fold, output_dir, cv, beta=7.0, groups=None, overwrite=False, main_process=True, command=None
+    train,
+    test,
+    fit_fold,
+    output_dir,
+    cv,
+    beta=7.0,
+    groups=None,
+    overwrite=False,
+    main_process=True,
+    command=None,
+    rule=None,
 ):
     """Train and predict K folds with `fit_fold(fold_train, fold_valid, test, fold_dir) -> FoldOutput`, skipping
     finished folds (unless `overwrite`), then write the OOF, K-fold metrics and fold-averaged test predictions.
+    Thresholds (each fold's, the OOF one, the honest nested ones) follow `rule` (a ThresholdArguments; default:
+    best F-beta).
 
     `train` has `id`, `labels` and the text columns; `test` (or None) has `id`. Returns the K-fold results dict.
     """
     cv.check()
+    rule = (rule or ThresholdArguments()).resolved()
     out = Path(output_dir)
     start = time.perf_counter()
     labels = train["labels"].to_numpy()
@@ -215,7 +231,7 @@ def run_kfold(
             output = fit_fold(fold_train, valid, test, fold_dir)
             fold_times.append(time.perf_counter() - fold_start)
             if main_process:
-                _write_fold(fold_dir, valid, output, test, beta, fold_times[-1])
+                _write_fold(fold_dir, valid, output, test, beta, fold_times[-1], rule)
         raw_oof[inside] = output.valid_probabilities
         if cv.fold_normalization == "rank":
             oof[inside] = rank_normalize(output.valid_probabilities, output.valid_probabilities)
@@ -229,7 +245,7 @@ def run_kfold(
     oof_frame = pd.DataFrame({"id": train["id"].to_numpy(), "fold": folds, "label": labels, "probability": oof})
     if cv.fold_normalization != "none":
         oof_frame["raw_probability"] = raw_oof
-    results = kfold_metrics(labels, oof, folds, beta, raw_oof)
+    results = kfold_metrics(labels, oof, folds, beta, raw_oof, rule)
     results.update(
         num_folds=cv.num_folds,
         fold_seed=cv.fold_seed,
@@ -248,22 +264,30 @@ def run_kfold(
         probability = average_folds(test_scores, how)
         prediction = (probability >= results["threshold_used"]).astype(int)
         test_frame = pd.DataFrame({"id": test["id"].to_numpy(), "probability": probability, "prediction": prediction})
-        results.update(predicted_includes=int(prediction.sum()), predicted_records=len(prediction))
+        results.update(predicted_set_figures(results, prediction))
     if main_process:
         write_run_outputs(out, oof_frame, results, test_frame, results_name="kfold_results.json")
     return results
 
 
-def kfold_metrics(labels, oof, folds, beta=7.0, raw_oof=None):
-    """OOF-wide figures (best threshold on all OOF), the honest nested F-beta, and per-fold figures; the mean of
-    the folds' own thresholds and the pooled vs mean per-fold ROC AUC (far apart = fold scores not comparable)."""
+def kfold_metrics(labels, oof, folds, beta=7.0, raw_oof=None, rule=None):
+    """OOF-wide figures (the threshold `rule` chooses on all OOF; default best F-beta), the honest nested figures
+    (each fold at the threshold chosen on the other folds: F-beta, recall with its Clopper-Pearson interval, share
+    to read, WSS), and per-fold figures; the mean of the folds' own thresholds and the pooled vs mean per-fold ROC
+    AUC (far apart = fold scores not comparable). Logs the one-line warning when the OOF includes are too few to
+    certify a recall target."""
     labels, oof, folds = np.asarray(labels), np.asarray(oof, dtype=np.float64), np.asarray(folds)
-    pooled = screening_metrics(labels, oof, beta)
-    honest, honest_thresholds = honest_oof_fbeta(labels, oof, folds, beta)
+    rule = (rule or ThresholdArguments()).resolved()
+    pooled = screening_metrics(labels, oof, beta, rule)
+    if pooled["recall_target_certified"] is False:
+        logger.warning(choose_threshold(labels, oof, beta, rule, data="OOF").message)
+    honest = honest_oof(labels, oof, folds, beta, rule)
     per_fold = []
     for k in np.unique(folds):
         inside = folds == k
-        m = screening_metrics(labels[inside], oof[inside], beta)
+        m = screening_metrics(labels[inside], oof[inside], beta, rule)
+        t = honest["thresholds"][k.item()]
+        y, read = labels[inside] == 1, oof[inside] >= t
         per_fold.append(
             {
                 "fold": int(k),
@@ -271,15 +295,27 @@ def kfold_metrics(labels, oof, folds, beta=7.0, raw_oof=None):
                 "positives": int(labels[inside].sum()),
                 "fbeta": m["fbeta"],
                 "threshold": m["threshold"],
+                "recall": m["recall"],
+                "read_share": m["read_share"],
                 "roc_auc": m["roc_auc"],
-                "honest_threshold": honest_thresholds[k.item()],
+                "honest_threshold": t,
+                "honest_recall": float(np.sum(read & y) / y.sum()) if y.any() else None,
+                "honest_read_share": float(read.mean()),
+                "honest_recall_target_certified": honest["certified"][k.item()],
             }
         )
     mean_threshold = float(np.mean([f["threshold"] for f in per_fold]))
     aucs = [f["roc_auc"] for f in per_fold if f["roc_auc"] is not None]
     results = {f"oof_{k}": v for k, v in pooled.items()}
+    certified = list(honest["certified"].values())
     results.update(
-        honest_oof_fbeta=honest,
+        {f"honest_oof_{k}": honest[k] for k in HONEST_KEYS},
+        honest_oof_precision=honest["precision"],
+        honest_recall_target_certified=None if certified[0] is None else all(certified),
+        **rule.as_dict(),
+    )
+    results.update(
+        honest_oof_fbeta=honest["fbeta"],
         mean_fold_threshold=mean_threshold,
         mean_fold_threshold_fbeta=fbeta_at(labels, oof, mean_threshold, beta),
         mean_fold_roc_auc=float(np.mean(aucs)) if aucs else None,
@@ -291,6 +327,21 @@ def kfold_metrics(labels, oof, folds, beta=7.0, raw_oof=None):
     if raw_oof is not None:
         results["oof_raw_roc_auc"] = screening_metrics(labels, raw_oof, beta)["roc_auc"]
     return results
+
+
+def predicted_set_figures(results, prediction):
+    """Figures of a fold-averaged test prediction: predicted includes and records, and the expected missed includes
+    (screening.metrics.expected_missed) from the OOF prevalence and the honest OOF recall and its interval (the
+    honest figure is what a threshold chosen on OOF predictions reaches on records it was not chosen on)."""
+    prevalence = results["positives"] / results["records"] if results.get("records") else None
+    missed = expected_missed(
+        prevalence,
+        len(prediction),
+        results.get("honest_oof_recall"),
+        results.get("honest_oof_recall_ci_low"),
+        results.get("honest_oof_recall_ci_high"),
+    )
+    return {"predicted_includes": int(np.sum(prediction)), "predicted_records": len(prediction), **missed}
 
 
 def write_run_outputs(out, oof_frame, results, test_frame=None, results_name="kfold_results.json", title=None):

@@ -6,12 +6,21 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .metrics import threshold_curve
+from .metrics import recall_sentence, threshold_curve
 
 PLOT_NAME = "threshold_curve.png"
 SUMMARY_NAME = "summary.md"
 SUMMARY_KEYS = (
+    "threshold_objective",
+    "target_recall",
+    "recall_confidence",
     "honest_oof_fbeta",
+    "honest_oof_recall",
+    "honest_oof_recall_ci_low",
+    "honest_oof_recall_ci_high",
+    "honest_oof_read_share",
+    "honest_oof_wss",
+    "honest_recall_target_certified",
     "oof_fbeta",
     "oof_threshold",
     "mean_fold_threshold",
@@ -19,6 +28,11 @@ SUMMARY_KEYS = (
     "threshold_used",
     "oof_precision",
     "oof_recall",
+    "oof_recall_ci_low",
+    "oof_recall_ci_high",
+    "oof_read_share",
+    "oof_wss",
+    "oof_recall_target_certified",
     "oof_roc_auc",
     "mean_fold_roc_auc",
     "oof_raw_roc_auc",
@@ -29,12 +43,27 @@ SUMMARY_KEYS = (
     "eval_threshold",
     "eval_precision",
     "eval_recall",
+    "eval_recall_ci_low",
+    "eval_recall_ci_high",
+    "eval_read_share",
+    "eval_wss",
+    "eval_recall_target_certified",
     "eval_roc_auc",
     "eval_average_precision",
     "eval_wss_95",
     "eval_all_positive_fbeta",
     "records",
     "positives",
+    "predicted_includes",
+    "predicted_records",
+    "expected_missed",
+    "expected_missed_low",
+    "expected_missed_high",
+    "predict_includes",
+    "predict_samples",
+    "predict_expected_missed",
+    "predict_expected_missed_low",
+    "predict_expected_missed_high",
     "fold_wall_time_s",
     "wall_time_s",
 )
@@ -75,19 +104,26 @@ def _fmt(value):
 
 
 def summary_markdown(results, title, command=None, plot_name=PLOT_NAME):
-    lines = [f"# {title}", "", "| metric | value |", "|---|---|"]
+    lines = [f"# {title}", ""]
+    sentence = recall_sentence(results)
+    if sentence:  # what a review team reports: recall with its exact interval, work, expected misses
+        lines += ["**Recall you can report:** " + sentence.replace("\n", "; "), ""]
+    lines += ["| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(results[k])} |" for k in SUMMARY_KEYS if k in results]
     if results.get("folds"):
         lines += [
             "",
-            "Per fold:",
+            "Per fold (own threshold; honest = the threshold chosen on the other folds):",
             "",
-            "| fold | records | positives | fbeta | threshold | roc_auc |",
-            "|---|---|---|---|---|---|",
+            "| fold | records | positives | fbeta | threshold | recall | read_share | roc_auc | honest_threshold "
+            "| honest_recall | honest_read_share |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {f['fold']} | {f['records']} | {f['positives']} | {_fmt(f['fbeta'])} | {_fmt(f['threshold'])} "
-            f"| {_fmt(f['roc_auc'])} |"
+            f"| {_fmt(f.get('recall'))} | {_fmt(f.get('read_share'))} | {_fmt(f['roc_auc'])} "
+            f"| {_fmt(f.get('honest_threshold'))} | {_fmt(f.get('honest_recall'))} "
+            f"| {_fmt(f.get('honest_read_share'))} |"
             for f in results["folds"]
         ]
     lines += ["", f"![threshold curve]({plot_name})", ""]

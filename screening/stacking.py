@@ -13,7 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from transformers import HfArgumentParser
 
 from .data import ScreeningInputError
-from .kfold import kfold_metrics, rank_normalize, read_oof, write_run_outputs
+from .kfold import kfold_metrics, predicted_set_figures, rank_normalize, read_oof, write_run_outputs
+from .metrics import ThresholdArguments, recall_sentence
 
 METHODS = ("mean", "rank", "lr")
 
@@ -92,11 +93,14 @@ def blend(oof, labels, folds, test=None, method="rank", weights=None, C=1.0):
     raise ScreeningInputError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
 
 
-def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, command=None):
+def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, command=None, rule=None):
+    """Blend `runs` and write the blend's outputs; thresholds follow `rule` (a ThresholdArguments; default best
+    F-beta), the OOF one applied to the blended test scores."""
+    rule = (rule or ThresholdArguments()).resolved()
     first, oof, test, test_ids = load_runs(runs)
     labels, folds = first["label"].to_numpy(), first["fold"].to_numpy()
     blended, blended_test = blend(oof, labels, folds, test, method, weights, C)
-    results = kfold_metrics(labels, blended, folds, beta)
+    results = kfold_metrics(labels, blended, folds, beta, rule=rule)
     results.update(
         runs=[str(r) for r in runs],
         method=method,
@@ -110,6 +114,7 @@ def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, c
     if blended_test is not None:
         prediction = (blended_test >= results["threshold_used"]).astype(int)
         test_frame = pd.DataFrame({"id": test_ids, "probability": blended_test, "prediction": prediction})
+        results.update(predicted_set_figures(results, prediction))
     write_run_outputs(
         output_dir, oof_frame, results, test_frame, results_name="stack_results.json", title=f"{method} blend"
     )
@@ -117,8 +122,11 @@ def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, c
 
 
 def main(argv=None):
-    (args,) = HfArgumentParser(StackArguments).parse_args_into_dataclasses(args=argv)
-    results = stack_runs(args.runs, args.output_dir, args.method, args.weights, args.beta, args.C, " ".join(sys.argv))
+    args, threshold_args = HfArgumentParser((StackArguments, ThresholdArguments)).parse_args_into_dataclasses(args=argv)
+    rule = threshold_args.resolved()
+    command = " ".join(sys.argv)
+    results = stack_runs(args.runs, args.output_dir, args.method, args.weights, args.beta, args.C, command, rule)
     keys = ("honest_oof_fbeta", "oof_fbeta", "oof_threshold", "oof_roc_auc", "oof_wss_95")
-    print(" ".join(f"{k}={results[k]:.4f}" for k in keys) + f"\nOutputs in {args.output_dir}")
+    figures = " ".join(f"{k}={results[k]:.4f}" for k in keys)
+    print(figures + "\n" + recall_sentence(results) + f"\nOutputs in {args.output_dir}")
     return results

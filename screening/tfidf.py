@@ -15,6 +15,7 @@ from transformers import HfArgumentParser
 
 from .data import ScreeningInputError
 from .kfold import CrossValidationArguments, FoldOutput, load_kfold_data, run_kfold
+from .metrics import ThresholdArguments, recall_sentence
 from .text import TextArguments, prepare_texts, resolve_text_options
 
 CLASSIFIERS = ("lr", "nb")
@@ -80,9 +81,12 @@ def tfidf_fit_fold(args, text_options, text_columns):
     return fit_fold
 
 
-def run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv=None, model_dir=None):
-    """Shared body of the scikit-learn run types: load, K-fold with `make_fit_fold(train, test, text_options)`."""
+def run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv=None, model_dir=None, threshold_args=None):
+    """Shared body of the scikit-learn run types: load, K-fold with `make_fit_fold(train, test, text_options)`,
+    thresholds chosen by `threshold_args` (a ThresholdArguments; default best F-beta)."""
+    rule = (threshold_args or ThresholdArguments()).resolved()  # a bad value stops the run before any work
     cv_args.num_folds = cv_args.num_folds or 5
+    cv_args.check()
     text_options = resolve_text_options(text_args, model_dir)
     train, test, groups = load_kfold_data(
         run_args.train_file,
@@ -102,20 +106,29 @@ def run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv=None, mo
         groups=groups,
         overwrite=run_args.overwrite_output_dir,
         command=" ".join(argv or sys.argv),
+        rule=rule,
     )
 
 
 def print_summary(results, output_dir):
     keys = ("honest_oof_fbeta", "oof_fbeta", "oof_threshold", "oof_roc_auc", "oof_wss_95", "oof_all_positive_fbeta")
-    print(" ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None) + f"\nOutputs in {output_dir}")
+    figures = " ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
+    print(figures + "\n" + recall_sentence(results) + f"\nOutputs in {output_dir}")
 
 
 def main(argv=None):
-    parser = HfArgumentParser((RunArguments, TfidfArguments, CrossValidationArguments, TextArguments))
-    run_args, tfidf_args, cv_args, text_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser(
+        (RunArguments, TfidfArguments, CrossValidationArguments, TextArguments, ThresholdArguments)
+    )
+    run_args, tfidf_args, cv_args, text_args, threshold_args = parser.parse_args_into_dataclasses(args=argv)
     columns = run_args.text_column_list
     results = run_sklearn_kfold(
-        run_args, cv_args, text_args, lambda train, test, options: tfidf_fit_fold(tfidf_args, options, columns), argv
+        run_args,
+        cv_args,
+        text_args,
+        lambda train, test, options: tfidf_fit_fold(tfidf_args, options, columns),
+        argv,
+        threshold_args=threshold_args,
     )
     print_summary(results, run_args.output_dir)
     return results

@@ -16,6 +16,11 @@ Stages (each resumable; a finished run or fold is skipped):
 
     # back on the CPU machine: unpack, then stack and table again
     python scripts/benchmark_quality.py --unpack quality_gpu.tar.gz --stages stack,table
+
+    # the fold-seed noise band: the CPU pipelines (and their stacks) over FOLD_SEEDS (471 and four more; the
+    # MiniLM embeddings come from the feature cache, computed once per review), then the tables, which also hold
+    # the recall-target figures (honest, target 0.95 at confidence 0.5 and 0.95, from the runs' OOF)
+    python scripts/benchmark_quality.py --stages seeds,table
 """
 
 import argparse
@@ -34,7 +39,7 @@ import pandas as pd
 
 from screening import io
 from screening.kfold import read_oof
-from screening.metrics import honest_oof_fbeta, screening_metrics
+from screening.metrics import ThresholdArguments, honest_oof, honest_oof_fbeta, recall_figures, screening_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 REVIEWS = (
@@ -46,6 +51,11 @@ REVIEWS = (
     "Appenzeller-Herzog_2020",
 )
 FOLDS, FOLD_SEED, BETA = 5, 471, 7.0
+FOLD_SEEDS = (471, 472, 473, 474, 475)  # the noise band: seed 471 (every other table) and four more
+CPU_MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr")
+CPU_STACKS = {"cpu_stack_rank": "rank", "cpu_stack_lr": "lr"}  # over CPU_MEMBERS only, so every seed alike
+SEED_PIPELINES = CPU_MEMBERS + tuple(CPU_STACKS)
+RECALL_TARGET, RECALL_CONFIDENCES = 0.95, (0.5, 0.95)
 MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr", "minilm_finetune")
 STACKS = {"stack_rank": "rank", "stack_lr": "lr"}  # both fixed in advance, over every member present
 PIPELINES = MEMBERS + tuple(STACKS)
@@ -73,8 +83,10 @@ def shown(args, argv):
     return shlex.join(map(str, argv)).replace(shlex.quote(minilm_path()), MINILM_SHELL)
 
 
-def run_dir(args, review, pipeline):
-    return Path(args.results_dir) / review / pipeline
+def run_dir(args, review, pipeline, seed=FOLD_SEED):
+    """results_dir/<review>/<pipeline> for fold seed 471, results_dir/seed_<s>/<review>/<pipeline> for the others."""
+    root = Path(args.results_dir) if seed == FOLD_SEED else Path(args.results_dir) / f"seed_{seed}"
+    return root / review / pipeline
 
 
 def timed(out, fn, command):
@@ -90,29 +102,31 @@ def complete(out, name="kfold_results.json"):
     return (out / name).is_file() and (out / "benchmark.json").is_file()
 
 
-def stage_tfidf(args, review, data):
+def stage_tfidf(args, review, data, seed=FOLD_SEED):
     from screening.tfidf import main
 
     for pipeline, classifier in (("tfidf_lr", "lr"), ("tfidf_nb", "nb")):
-        out = run_dir(args, review, pipeline)
+        out = run_dir(args, review, pipeline, seed)
         if complete(out):
             continue
         argv = ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
-        argv += ["--fold_seed", str(FOLD_SEED), "--classifier", classifier]
+        argv += ["--fold_seed", str(seed), "--classifier", classifier]
         timed(out, lambda argv=argv: main(argv), "python scripts/run_tfidf.py " + shlex.join(argv))
 
 
-def stage_features(args, review, data):
+def stage_features(args, review, data, seed=FOLD_SEED):
+    """MiniLM features + LR; the embeddings are computed once per review (feature cache), so another fold seed
+    only refits the classifiers."""
     from screening.features import main
 
-    out = run_dir(args, review, "minilm_features_lr")
+    out = run_dir(args, review, "minilm_features_lr", seed)
     if complete(out):
         return
     argv = ["--model_name_or_path", args.model_name_or_path, "--pooling", "mean", "--max_seq_length", "256"]
     argv += ["--bf16"] if args.bf16 else []
     argv += ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
     argv += ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
-    argv += ["--fold_seed", str(FOLD_SEED), "--classifier", "lr", "--C", "auto", "--fold_normalization", "rank"]
+    argv += ["--fold_seed", str(seed), "--classifier", "lr", "--C", "auto", "--fold_normalization", "rank"]
     timed(out, lambda: main(argv), "python scripts/run_features.py " + shown(args, argv))
 
 
@@ -166,6 +180,30 @@ def stage_stack(args, review):
         timed(out, lambda out=out, method=method: stack_runs(members, out, method), command)
 
 
+def stage_seeds(args, reviews, data):
+    """The CPU members and their stacks at every fold seed of FOLD_SEEDS, one seed over all reviews at a time
+    (resumable: finished runs are kept)."""
+    from screening.stacking import stack_runs
+
+    only = set(args.seed_members.split(","))
+    for seed in FOLD_SEEDS[::-1] if args.reverse_seeds else FOLD_SEEDS:
+        for review in reviews:
+            if only & {"tfidf_lr", "tfidf_nb"}:
+                stage_tfidf(args, review, data[review], seed)
+            if "minilm_features_lr" in only:
+                stage_features(args, review, data[review], seed)
+            members = [run_dir(args, review, m, seed) for m in CPU_MEMBERS]
+            if not all(complete(m) for m in members):
+                continue  # stacks once every member is there
+            for name, method in CPU_STACKS.items():
+                out = run_dir(args, review, name, seed)
+                if complete(out, "stack_results.json"):
+                    continue
+                argv = ["--runs", *map(str, members), "--method", method, "--output_dir", str(out)]
+                command = "python scripts/stack.py " + shlex.join(argv)
+                timed(out, lambda out=out, method=method, members=members: stack_runs(members, out, method), command)
+
+
 def pack(args, path, reviews):
     """The GPU runs' results that the CPU stages need (OOF, metrics, logs), without models or features."""
     path = Path(path)
@@ -216,6 +254,137 @@ def figures(out):
         meta = json.loads(info.read_text())
         row["wall_s"], row["command"] = meta["wall_time_s"], meta["command"]
     return row
+
+
+def honest_by_seed(args, reviews, pipeline):
+    """{seed: [honest F7 per review]} for the seeds where the pipeline has a finished run on every review."""
+    found = {}
+    for seed in FOLD_SEEDS:
+        values = []
+        for review in reviews:
+            out = run_dir(args, review, pipeline, seed)
+            if not (out / "oof.csv").is_file():
+                break
+            oof = read_oof(out)
+            values.append(honest_oof_fbeta(oof["label"], oof["probability"], oof["fold"], BETA)[0])
+        if len(values) == len(reviews):
+            found[seed] = values
+    return found
+
+
+def mean_sd(values):
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return "–"
+    if values.size == 1:
+        return f"{values[0]:.3f} (1 seed)"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def seed_section(args, reviews):
+    """(a) Honest F7 over FOLD_SEEDS: per review and six-review mean, mean ± s.d. over seeds, and the paired
+    difference to the baseline (the same folds for both), so a gap is read against its noise."""
+    seeds = ", ".join(map(str, FOLD_SEEDS))
+    lines = [
+        "",
+        "## Fold-seed noise band: honest F7 over five fold seeds",
+        "",
+        f"The same 5-fold CV repeated with fold seeds {seeds} (471 as everywhere else, then four more); mean ± "
+        "sample s.d. over the seeds. `cpu_stack_rank` / `cpu_stack_lr` are the two stacks over the three CPU "
+        "members only (so that every seed has the same members). **Δ vs tfidf_lr** is the paired difference of "
+        "the six-review mean honest F7 (same folds for both) over the seeds: a gap smaller than about twice its "
+        "s.d. is noise. `minilm_finetune` stays at one seed (471): one 5-fold fine-tune of the six reviews took "
+        "about 5,900 s on these 2 CPU cores "
+        "(the earlier run: 1,774 + 506 + 2,611 + 312 + 434 + 238 s), too much to repeat five times here.",
+        "",
+        "| pipeline | seeds | " + " | ".join(reviews) + " | six-review mean | Δ vs tfidf_lr |",
+        "|---|---:|" + "---:|" * (len(reviews) + 2),
+    ]
+    baseline = honest_by_seed(args, reviews, BASELINE)
+    for pipeline in SEED_PIPELINES + ("minilm_finetune",):
+        by_seed = honest_by_seed(args, reviews, pipeline)
+        if not by_seed:
+            lines.append(f"| {pipeline} | 0 | " + " | ".join("–" for _ in reviews) + " | – | – |")
+            continue
+        matrix = np.array(list(by_seed.values()))  # seeds x reviews
+        cells = [mean_sd(matrix[:, j]) for j in range(len(reviews))]
+        paired = [np.mean(by_seed[s]) - np.mean(baseline[s]) for s in by_seed if s in baseline]
+        delta = "–"
+        if pipeline != BASELINE and paired:
+            spread = f" ± {np.std(paired, ddof=1):.3f}" if len(paired) > 1 else " (1 seed)"
+            delta = f"{np.mean(paired):+.3f}{spread}"
+        lines.append(
+            f"| {pipeline} | {len(by_seed)} | " + " | ".join(cells) + f" | **{mean_sd(matrix.mean(axis=1))}** "
+            f"| {delta} |"
+        )
+    return lines
+
+
+def recall_figures_of(out, confidence):
+    """Honest (nested) recall-target figures of a run: each fold at the threshold chosen on the other folds for
+    recall >= RECALL_TARGET at `confidence`; counts, and how many of the folds' thresholds were certified."""
+    oof = read_oof(out)
+    rule = ThresholdArguments("recall", RECALL_TARGET, confidence)
+    result = honest_oof(oof["label"].to_numpy(), oof["probability"].to_numpy(), oof["fold"].to_numpy(), BETA, rule)
+    result["certified_folds"] = sum(bool(c) for c in result["certified"].values())
+    return result
+
+
+def recall_cell(r):
+    return f"{r['recall']:.3f} ({r['includes_found']}/{r['includes']}) · {r['read_share']:.1%} · {r['wss']:.3f}"
+
+
+def recall_section(args, reviews):
+    """(b) Recall target 0.95 at confidence 0.5 and 0.95, honest, per review and pooled over the reviews'
+    includes (found and known includes, records read and records summed over the six reviews)."""
+    lines = [
+        "",
+        f"## Recall target {RECALL_TARGET:g}: honest achieved recall, share to read, WSS",
+        "",
+        f"`--threshold_objective recall --target_recall {RECALL_TARGET:g}` at `--recall_confidence` 0.5 (the point "
+        f"estimate: found/known >= {RECALL_TARGET:g} on the other folds' includes) and 0.95 (the one-sided "
+        "Clopper-Pearson lower bound must reach it), applied honestly: each fold labelled at the threshold chosen "
+        f"on the other four folds' OOF, counts pooled (fold seed {FOLD_SEED}). recall = found/known includes "
+        "(exact 95% interval in the pooled row), read = share of records at or above the threshold, WSS = (N - "
+        "read)/N - (1 - recall). **pooled** sums the six reviews' includes, found includes, records and reads. "
+        "Each cell: recall (found/known) · read · WSS. certified = folds (of 5) whose threshold could certify the "
+        "target on the other four folds' includes (the same for every pipeline: it depends only on how many "
+        "includes there are); the others used the lowest threshold that keeps every include it was chosen on "
+        "(certifying 0.95 at 95% confidence needs 59 includes, all found, so only the two Wallace reviews can).",
+    ]
+    for confidence in RECALL_CONFIDENCES:
+        present = [p for p in SEED_PIPELINES if all((run_dir(args, r, p) / "oof.csv").is_file() for r in reviews)]
+        if not present:
+            continue
+        header = "| review | includes | " + " | ".join(present) + " | certified |"
+        rule_line = "|---|---:|" + "---:|" * len(present) + "---:|"
+        lines += ["", f"### Confidence {confidence:g}", "", header, rule_line]
+        pooled = {p: [] for p in present}
+        for review in reviews:
+            results = {p: recall_figures_of(run_dir(args, review, p), confidence) for p in present}
+            for p in present:
+                pooled[p].append(results[p])
+            first = results[present[0]]
+            lines.append(
+                f"| {review} | {first['includes']} | "
+                + " | ".join(recall_cell(results[p]) for p in present)
+                + f" | {first['certified_folds']}/{FOLDS} |"
+            )
+        cells, intervals = [], []
+        for p in present:
+            found = sum(r["includes_found"] for r in pooled[p])
+            known = sum(r["includes"] for r in pooled[p])
+            read = sum(r["records_read"] for r in pooled[p])
+            records = sum(r["records"] for r in pooled[p])
+            total = recall_figures(found, known, read, records)
+            cells.append(recall_cell(total))
+            intervals.append(
+                f"`{p}` {total['recall']:.3f} [{total['recall_ci_low']:.3f}, {total['recall_ci_high']:.3f}]"
+            )
+        known = sum(r["includes"] for r in pooled[present[0]])
+        lines.append(f"| **pooled** | {known} | " + " | ".join(cells) + " | |")
+        lines += ["", "Pooled recall with its exact 95% interval: " + "; ".join(intervals) + "."]
+    return lines
 
 
 def machine():
@@ -321,8 +490,11 @@ def table(args, reviews):
         "",
         f"Wall times on this machine ({machine()}); the fine-tune's is the whole 5-fold run of one review "
         "(training and scoring every record once). "
-        "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure here is one fold "
-        "seed: treat differences below ~0.03 as noise.",
+        "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure in the tables above "
+        "is one fold seed: read differences against the noise band below (five fold seeds).",
+    ]
+    lines += seed_section(args, reviews) + recall_section(args, reviews)
+    lines += [
         "",
         "## Commands",
         "",
@@ -336,6 +508,16 @@ def table(args, reviews):
             row = rows[review, p]
             if row and row["command"]:
                 lines += [f"- {review} / {p}: `{row['command']}`"]
+    seed_commands = [
+        (review, seed, p, json.loads((run_dir(args, review, p, seed) / "benchmark.json").read_text())["command"])
+        for seed in FOLD_SEEDS
+        for review in reviews
+        for p in SEED_PIPELINES
+        if (run_dir(args, review, p, seed) / "benchmark.json").is_file() and not (seed == FOLD_SEED and p in PIPELINES)
+    ]
+    if seed_commands:
+        lines += ["", "Fold-seed runs (`--stages seeds`), each as run:", ""]
+        lines += [f"- {review} / seed {seed} / {p}: `{command}`" for review, seed, p, command in seed_commands]
     notes = Path(args.table).with_name(Path(args.table).stem + "_notes.md")
     if notes.is_file():  # what a person wrote about the results, kept when the tables are rewritten
         lines += ["", notes.read_text().rstrip()]
@@ -348,7 +530,7 @@ def table(args, reviews):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default="tfidf,features,stack,table", help="Comma-separated: tfidf, features, "
-                        "finetune, stack, table.")  # fmt: skip
+                        "finetune, stack, seeds (CPU pipelines over FOLD_SEEDS), table.")  # fmt: skip
     parser.add_argument("--data_dir", default="../shared/data", help="Folder of the six review CSVs.")
     parser.add_argument("--results_dir", default="outputs/quality", help="Runs go here (one folder per review).")
     parser.add_argument("--reviews", default=",".join(REVIEWS), help="Comma-separated file stems.")
@@ -358,6 +540,9 @@ def parse_args(argv=None):
         "--bf16", action="store_true", help="bf16 for the MiniLM features and the fine-tune (a GPU, or a CPU with AMX)."
     )
     parser.add_argument("--parallel", type=int, default=1, help="Fine-tune this many reviews at once.")
+    parser.add_argument("--seed_members", default=",".join(CPU_MEMBERS), help="Members the seeds stage runs "
+                        "(e.g. tfidf_lr,tfidf_nb in a second process beside one running the features).")  # fmt: skip
+    parser.add_argument("--reverse_seeds", action="store_true", help="Seeds stage: last fold seed first.")
     parser.add_argument("--pack", default=None, help="Write the fine-tune results (no models) to this .tar.gz.")
     parser.add_argument("--unpack", default=None, help="Extract a --pack archive into --results_dir first.")
     parser.add_argument("--table", default="benchmarks/quality.md", help="Markdown table file.")
@@ -380,6 +565,8 @@ def main(argv=None):
             stage_tfidf(args, review, data[review])
         if "features" in stages:
             stage_features(args, review, data[review])
+    if "seeds" in stages:
+        stage_seeds(args, reviews, data)
     if "finetune" in stages:
         stage_finetune(args, reviews)
     if "stack" in stages:

@@ -35,6 +35,12 @@ ARGS = [
     2,
     "--attention_dropout",
     0.05,
+    "--threshold_objective",
+    "recall",
+    "--target_recall",
+    0.8,
+    "--recall_confidence",
+    0.5,
 ]
 
 
@@ -110,3 +116,28 @@ def test_rerun_skips_finished_folds(kfold_run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipped_folds=[0, 1]" in result.stdout
     assert (out / "oof.csv").read_text() == before
+
+
+def test_recall_objective_reaches_every_fold_the_oof_and_the_honest_thresholds(kfold_run):
+    from screening.metrics import ThresholdArguments, choose_threshold, honest_oof
+
+    out, _, result = kfold_run
+    rule = ThresholdArguments("recall", 0.8, 0.5)
+    for k in (0, 1):  # each fold's model carries the rule with its threshold
+        config = json.loads((out / f"fold_{k}" / "config.json").read_text())
+        assert (config["threshold_objective"], config["target_recall"], config["recall_confidence"]) == (
+            "recall",
+            0.8,
+            0.5,
+        )
+        fold = pd.read_csv(out / f"fold_{k}" / "eval_predictions.csv")
+        assert config["threshold"] == choose_threshold(fold.label, fold.probability, rule=rule).threshold
+    oof = pd.read_csv(out / "oof.csv")
+    results = json.loads((out / "kfold_results.json").read_text())
+    assert results["oof_threshold"] == choose_threshold(oof.label, oof.probability, rule=rule).threshold
+    assert results["oof_recall"] >= 0.8 and results["oof_recall_target_certified"] is True
+    honest = honest_oof(oof.label, oof.probability, oof.fold, rule=rule)
+    assert results["honest_oof_recall"] == honest["recall"]
+    assert results["honest_oof_recall_ci_low"] == honest["recall_ci_low"]
+    assert results["expected_missed"] is not None and results["predicted_includes"] >= 0
+    assert "honest OOF recall" in result.stdout

@@ -177,6 +177,10 @@ BAD_FLAGS = {  # case: (extra flags, fragments)
     "resume_from_nothing": (["--resume_from_checkpoint", "/nonexistent/checkpoint-5"], ["--resume_from_checkpoint"]),
     "bad_precision": (["--prediction_precision", "fp16"], ["--prediction_precision", "invalid choice: 'fp16'"]),
     "bad_padding_bucket": (["--padding_bucket", "0"], ["--padding_bucket must be at least 1", "got 0"]),
+    "bad_threshold_objective": (["--threshold_objective", "f1"], ["--threshold_objective must be one of fbeta, recall",
+                                "'f1'"]),
+    "bad_target_recall": (["--target_recall", "1.5"], ["--target_recall must be in (0, 1]", "got 1.5"]),
+    "bad_recall_confidence": (["--recall_confidence", "1"], ["--recall_confidence must be in (0, 1)", "got 1.0"]),
 }  # fmt: skip
 
 
