@@ -22,18 +22,17 @@ import datasets
 import numpy as np
 import pandas as pd
 import transformers
-import yaml
 from sklearn.model_selection import train_test_split
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
-    HfArgumentParser,
     TrainingArguments,
     set_seed,
 )
 
 from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
+from screening import cli as cli_module
 from screening import hub, io
 from screening.data import ScreeningInputError, check_folds, check_two_classes, load_split, sample_negatives
 from screening.kfold import CrossValidationArguments, FoldOutput, load_kfold_data, run_kfold
@@ -203,60 +202,18 @@ class DataTrainingArguments:
         return [c.strip() for c in self.text_columns.split(",") if c.strip()]
 
 
-class ArgumentParser(HfArgumentParser):
-    """HfArgumentParser whose errors (unknown flag, bad value) are one line: `error: ...`, exit 2."""
-
-    def error(self, message):
-        raise ScreeningInputError(message)
-
-
-def read_args_file(path):
-    """The arguments in a .json or .yaml file, as a dict; a one-line error naming the file and the place."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ScreeningInputError(f"{path}: cannot read the arguments file ({type(err).__name__})") from None
-    try:
-        args = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except json.JSONDecodeError as err:
-        where = f"line {err.lineno}, column {err.colno}"
-        raise ScreeningInputError(f"{path}: not valid JSON: {err.msg} at {where}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(str(getattr(err, "problem", None) or err).split())
-        raise ScreeningInputError(f"{path}: not valid YAML: {problem}{where}") from None
-    if not isinstance(args, dict):
-        raise ScreeningInputError(f"{path}: expected a mapping of argument names to values, got {type(args).__name__}")
-    return args
-
-
 def parse_args(argv=None):
     """Flags, or a single .json/.yaml file of arguments. Any mistake is a ScreeningInputError."""
-    argv = sys.argv[1:] if argv is None else argv
-    parser = ArgumentParser(
-        (
-            ModelArguments,
-            DataTrainingArguments,
-            TrainingArguments,
-            FastPathArguments,
-            CrossValidationArguments,
-            TextArguments,
-            ThresholdArguments,
-        )
+    dataclass_types = (
+        ModelArguments,
+        DataTrainingArguments,
+        TrainingArguments,
+        FastPathArguments,
+        CrossValidationArguments,
+        TextArguments,
+        ThresholdArguments,
     )
-    from_file = len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml"))
-    try:
-        if from_file:
-            return parser.parse_dict(read_args_file(argv[0]))
-        *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
-    except ScreeningInputError:
-        raise
-    except (ValueError, TypeError) as err:  # unknown keys, or a check in TrainingArguments.__post_init__
-        raise ScreeningInputError((f"{argv[0]}: " if from_file else "") + " ".join(str(err).split())) from None
-    if unknown:
-        raise ScreeningInputError(f"unknown arguments: {' '.join(unknown)} (see --help)")
-    return tuple(parsed)
+    return cli_module.parse_args(dataclass_types, argv)
 
 
 def setup_logging(training_args):
@@ -727,11 +684,7 @@ def main():
 
 
 def cli():
-    try:
-        main()
-    except ScreeningInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    cli_module.run(main)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from .cli import parse_args
 from .data import ScreeningInputError
 from .kfold import CrossValidationArguments, FoldOutput
 from .metrics import ThresholdArguments
@@ -181,10 +182,9 @@ def features_fit_fold(args, train_features, test_features, train_ids):
 
 
 def main(argv=None):
-    parser = HfArgumentParser(
-        (RunArguments, FeatureArguments, CrossValidationArguments, TextArguments, ThresholdArguments)
+    run_args, feature_args, cv_args, text_args, threshold_args = parse_args(
+        (RunArguments, FeatureArguments, CrossValidationArguments, TextArguments, ThresholdArguments), argv
     )
-    run_args, feature_args, cv_args, text_args, threshold_args = parser.parse_args_into_dataclasses(args=argv)
     threshold_args.check()  # before the embeddings are computed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(message)s")
     columns = run_args.text_column_list

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
-from transformers import HfArgumentParser
 
+from .cli import parse_args
 from .data import ScreeningInputError
 from .kfold import kfold_metrics, predicted_set_figures, rank_normalize, read_oof, write_run_outputs
 from .metrics import ThresholdArguments, recall_sentence
@@ -122,7 +122,7 @@ def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, c
 
 
 def main(argv=None):
-    args, threshold_args = HfArgumentParser((StackArguments, ThresholdArguments)).parse_args_into_dataclasses(args=argv)
+    args, threshold_args = parse_args((StackArguments, ThresholdArguments), argv)
     rule = threshold_args.resolved()
     command = " ".join(sys.argv)
     results = stack_runs(args.runs, args.output_dir, args.method, args.weights, args.beta, args.C, command, rule)

@@ -11,8 +11,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import ComplementNB
 from sklearn.utils.class_weight import compute_sample_weight
-from transformers import HfArgumentParser
 
+from .cli import parse_args
 from .data import ScreeningInputError
 from .kfold import CrossValidationArguments, FoldOutput, load_kfold_data, run_kfold
 from .metrics import ThresholdArguments, recall_sentence
@@ -117,10 +117,9 @@ def print_summary(results, output_dir):
 
 
 def main(argv=None):
-    parser = HfArgumentParser(
-        (RunArguments, TfidfArguments, CrossValidationArguments, TextArguments, ThresholdArguments)
+    run_args, tfidf_args, cv_args, text_args, threshold_args = parse_args(
+        (RunArguments, TfidfArguments, CrossValidationArguments, TextArguments, ThresholdArguments), argv
     )
-    run_args, tfidf_args, cv_args, text_args, threshold_args = parser.parse_args_into_dataclasses(args=argv)
     columns = run_args.text_column_list
     results = run_sklearn_kfold(
         run_args,
