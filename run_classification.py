@@ -39,6 +39,7 @@ from screening.kfold import CrossValidationArguments, FoldOutput, load_kfold_dat
 from screening.launch import check_precision
 from screening.metrics import (
     ThresholdArguments,
+    apply_threshold,
     expected_missed,
     recall_sentence,
     screening_metrics,
@@ -526,7 +527,7 @@ def train_eval_predict(
         eval_probabilities = sigmoid(output.predictions)
         if main_process:
             save_metrics(out, "eval", metrics, all_metrics)
-            predicted = (eval_probabilities >= model.config.threshold).astype(int)
+            predicted = apply_threshold(eval_probabilities, model.config.threshold)
             write_predictions(
                 out / "eval_predictions.csv", validation["id"], eval_probabilities, validation["labels"], predicted
             )
@@ -538,7 +539,7 @@ def train_eval_predict(
         output = trainer.predict(test_ds, metric_key_prefix="predict")
         test_probabilities = sigmoid(output.predictions)
         if main_process:
-            labels = (test_probabilities >= model.config.threshold).astype(int)
+            labels = apply_threshold(test_probabilities, model.config.threshold)
             write_predictions(out / "predictions.csv", test["id"], test_probabilities, predicted=labels)
             io.write_csv(out / "submission.csv", pd.DataFrame({"id": test["id"], "judgement": labels}), header=False)
             predict_metrics = predict_figures(model.config, labels)

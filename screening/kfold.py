@@ -28,7 +28,15 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from . import io
 from .data import ScreeningInputError, load_split
-from .metrics import ThresholdArguments, choose_threshold, expected_missed, fbeta_at, honest_oof, screening_metrics
+from .metrics import (
+    ThresholdArguments,
+    apply_threshold,
+    choose_threshold,
+    expected_missed,
+    fbeta_at,
+    honest_oof,
+    screening_metrics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +270,7 @@ def run_kfold(
     if test is not None:
         how = "probability" if cv.fold_normalization == "rank" else cv.fold_ensemble  # percentiles: plain mean
         probability = average_folds(test_scores, how)
-        prediction = (probability >= results["threshold_used"]).astype(int)
+        prediction = apply_threshold(probability, results["threshold_used"])
         test_frame = pd.DataFrame({"id": test["id"].to_numpy(), "probability": probability, "prediction": prediction})
         results.update(predicted_set_figures(results, prediction))
     if main_process:
@@ -287,7 +295,7 @@ def kfold_metrics(labels, oof, folds, beta=7.0, raw_oof=None, rule=None):
         inside = folds == k
         m = screening_metrics(labels[inside], oof[inside], beta, rule)
         t = honest["thresholds"][k.item()]
-        y, read = labels[inside] == 1, oof[inside] >= t
+        y, read = labels[inside] == 1, apply_threshold(oof[inside], t) == 1
         per_fold.append(
             {
                 "fold": int(k),

@@ -271,10 +271,16 @@ def recall_figures(found, known, read, records):
     }
 
 
+def apply_threshold(probabilities, threshold):
+    """0/1 labels: 1 iff probability >= threshold. The one place this rule is written in the library (modeling/,
+    copied beside saved weights, keeps its own `predict_labels`; a test checks that both agree)."""
+    return (np.asarray(probabilities, dtype=np.float64) >= threshold).astype(np.int64)
+
+
 def recall_report(labels, probs, threshold):
     """`recall_figures` of the labels at `threshold` (`p >= threshold` is read)."""
     labels, probs = _as_arrays(labels, probs)
-    read = probs >= threshold
+    read = apply_threshold(probs, threshold) == 1
     return recall_figures(int(np.sum(read & (labels == 1))), int(labels.sum()), int(read.sum()), labels.size)
 
 
@@ -298,7 +304,7 @@ def expected_missed(prevalence, records, recall, recall_ci_low, recall_ci_high):
 def fbeta_at(labels, probs, threshold, beta=7.0):
     """F-beta of the labels `p >= threshold`."""
     labels, probs = _as_arrays(labels, probs)
-    pred = probs >= threshold
+    pred = apply_threshold(probs, threshold) == 1
     tp = int(np.sum(pred & (labels == 1)))
     return float(fbeta_score(tp, int(pred.sum()) - tp, int(labels.sum()) - tp, beta))
 
@@ -328,7 +334,7 @@ def honest_oof(labels, probs, folds, beta=7.0, rule=None):
     for k in np.unique(folds):
         inside = folds == k
         choice = choose_threshold(labels[~inside], probs[~inside], beta, rule)
-        pred = probs[inside] >= choice.threshold
+        pred = apply_threshold(probs[inside], choice.threshold) == 1
         y = labels[inside] == 1
         tp += int(np.sum(pred & y))
         fp += int(np.sum(pred & ~y))

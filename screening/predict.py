@@ -9,6 +9,9 @@ A screening model has one logit; the pipeline applies a sigmoid and reports it u
 """
 
 
+from .metrics import apply_threshold
+
+
 def screening_labels(outputs, threshold):
     """[{"label": "include" | "exclude", "probability": P(include)}] from pipeline outputs.
 
@@ -19,7 +22,8 @@ def screening_labels(outputs, threshold):
     for output in outputs:
         scores = output if isinstance(output, list) else [output]
         probability = next(s["score"] for s in scores if s["label"] == "include")
-        labelled.append({"label": "include" if probability >= threshold else "exclude", "probability": probability})
+        label = "include" if apply_threshold(probability, threshold) else "exclude"
+        labelled.append({"label": label, "probability": probability})
     return labelled
 
 

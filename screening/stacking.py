@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from .cli import parse_args
 from .data import ScreeningInputError
 from .kfold import kfold_metrics, predicted_set_figures, rank_normalize, read_oof, write_run_outputs
-from .metrics import ThresholdArguments, recall_sentence
+from .metrics import ThresholdArguments, apply_threshold, recall_sentence
 
 METHODS = ("mean", "rank", "lr")
 
@@ -112,7 +112,7 @@ def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, c
     oof_frame = pd.DataFrame({"id": first["id"], "fold": folds, "label": labels, "probability": blended})
     test_frame = None
     if blended_test is not None:
-        prediction = (blended_test >= results["threshold_used"]).astype(int)
+        prediction = apply_threshold(blended_test, results["threshold_used"])
         test_frame = pd.DataFrame({"id": test_ids, "probability": blended_test, "prediction": prediction})
         results.update(predicted_set_figures(results, prediction))
     write_run_outputs(

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from screening.data import ScreeningInputError
 from screening.metrics import (
@@ -275,3 +276,14 @@ def test_recall_sentence():
     assert line.startswith("honest OOF recall 22/23 = 0.957 (95% CI 0.781-0.999), read 12.3% of records, WSS 0.830")
     assert "threshold: recall >= 0.95 at 95% confidence (NOT certified" in line
     assert "70 predicted includes; expected missed includes 0.5 (0.0-2.5)" in line
+
+
+def test_apply_threshold_is_the_models_rule(tester):
+    """The library's rule and the copy in modeling/ (which imports nothing from screening/) agree, ties included."""
+    from screening.metrics import apply_threshold
+
+    model = tester.model(threshold=0.25)
+    probabilities = np.r_[np.linspace(0, 1, 101), 0.25, np.nextafter(0.25, 0), np.nextafter(0.25, 1)]
+    expected = model.predict_labels(torch.tensor(probabilities)).numpy()
+    np.testing.assert_array_equal(apply_threshold(probabilities, 0.25), expected)
+    assert apply_threshold([0.25], 0.25).tolist() == [1] and apply_threshold([0.2499], 0.25).tolist() == [0]
