@@ -153,7 +153,11 @@ def best_threshold(labels, probs, beta=7.0):
     curve = threshold_curve(labels, probs, beta)
     if curve["threshold"].size == 0:
         raise ValueError("cannot search a threshold on zero records")
-    i = int(np.argmax(curve["fbeta"]))
+    return _search_at(curve, int(np.argmax(curve["fbeta"])))
+
+
+def _search_at(curve, i, **extra):
+    """The `ThresholdSearch` of candidate `i` of a `threshold_curve` (`extra`: the objective's own fields)."""
     tp, fp, fn = int(curve["tp"][i]), int(curve["fp"][i]), int(curve["fn"][i])
     return ThresholdSearch(
         threshold=float(curve["threshold"][i]),
@@ -163,6 +167,7 @@ def best_threshold(labels, probs, beta=7.0):
         tp=tp,
         fp=fp,
         fn=fn,
+        **extra,
     )
 
 
@@ -225,20 +230,7 @@ def recall_threshold(labels, probs, target_recall=0.95, confidence=0.95, beta=7.
     else:
         i = int(np.argmax(curve["tp"] == known)) if known else curve["threshold"].size - 1
         certified, message = False, uncertified_message(known, rule, data)
-    tp, fp, fn = int(curve["tp"][i]), int(curve["fp"][i]), int(curve["fn"][i])
-    return ThresholdSearch(
-        threshold=float(curve["threshold"][i]),
-        fbeta=float(curve["fbeta"][i]),
-        precision=tp / (tp + fp) if tp + fp else 0.0,
-        recall=tp / (tp + fn) if tp + fn else 0.0,
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        objective="recall",
-        recall_bound=float(bound[i]),
-        certified=certified,
-        message=message,
-    )
+    return _search_at(curve, i, objective="recall", recall_bound=float(bound[i]), certified=certified, message=message)
 
 
 def choose_threshold(labels, probs, beta=7.0, rule=None, data="held-out"):
