@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
-def _masked_mean(states, mask):
+def masked_mean(states, mask):
+    """Mean of `states` (batch, seq, hidden) over the real tokens of `mask` (batch, seq)."""
     mask = mask.unsqueeze(-1).to(states.dtype)
     return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
@@ -64,7 +65,7 @@ class MeanHead(ScreeningHead):
     """Mean of the last layer over real tokens."""
 
     def pool(self, outputs, attention_mask):
-        return _masked_mean(outputs.last_hidden_state, attention_mask)
+        return masked_mean(outputs.last_hidden_state, attention_mask)
 
 
 class MaxHead(ScreeningHead):
@@ -158,7 +159,7 @@ class BiLstmHead(ScreeningHead):
         with torch.autocast(device_type=states.device.type, enabled=False):
             out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=states.shape[1])
-        return _masked_mean(out, attention_mask).to(states.dtype)
+        return masked_mean(out, attention_mask).to(states.dtype)
 
 
 HEADS = {

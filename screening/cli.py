@@ -1,4 +1,5 @@
-"""What every entry point shares: argument parsing (flags, or one .json/.yaml file) and the one-line error exit."""
+"""What every entry point shares: argument parsing (flags, or one .json/.yaml file; mistakes are one-line
+`ScreeningInputError`s, see `screening.errors.exit_on_input_error`) and the closing summary."""
 
 import json
 import sys
@@ -7,7 +8,8 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
-from .data import ScreeningInputError
+from .errors import ScreeningInputError
+from .metrics import recall_sentence
 
 
 class ArgumentParser(HfArgumentParser):
@@ -57,10 +59,11 @@ def parse_args(dataclass_types, argv=None):
     return tuple(parsed)
 
 
-def run(main):
-    """Call an entry point's `main`; a mistake in the input ends it with `error: ...` on stderr and exit status 2."""
-    try:
-        main()
-    except ScreeningInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+def print_summary(figures, results, output_dir):
+    """The closing lines of a run: `Done.` and `figures` (name -> value), the recall sentence of `results`
+    (screening.metrics.recall_sentence) and the files written to `output_dir`."""
+    out = Path(output_dir).resolve()
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
+    sentence = recall_sentence(results)
+    files = ", ".join(sorted(p.name for p in out.iterdir() if p.is_file())) if out.is_dir() else ""
+    print(f"\nDone. {shown}\n" + (sentence + "\n" if sentence else "") + f"Outputs in {out}: {files}")

@@ -1,18 +1,13 @@
-"""Loading and checking screening tables (CSV or JSON lines) and building model texts."""
+"""Loading and checking screening tables (CSV or JSON lines): columns, ids, 0/1 labels, both classes."""
 
 import difflib
-import html
 import io
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-
-class ScreeningInputError(ValueError):
-    """A user's input is wrong; the message is one line naming the file and column, row or flag."""
-
+from .errors import ScreeningInputError
 
 LABEL_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
 """Accepted label spellings. "0.0"/"1.0" are accepted because spreadsheets and pandas write integer
@@ -115,21 +110,6 @@ def check_two_classes(labels, path, flag, what="training data", fix=""):
         )
 
 
-def check_folds(labels, num_folds, path, flag="--train_file"):
-    """Stratified K-fold needs both labels in every fold: K >= 2 and K <= the count of the rarer label."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)
-    rarer = int(np.argmin(counts))
-    name = "positives (label 1)" if rarer == 1 else "negatives (label 0)"
-    if num_folds < 2:
-        raise ScreeningInputError(f"--num_folds must be at least 2; got {num_folds}")
-    if num_folds > counts[rarer]:
-        fix = f"use --num_folds {counts[rarer]} or fewer" if counts[rarer] >= 2 else "K-fold needs at least 2"
-        raise ScreeningInputError(
-            f"--num_folds {num_folds} is more than the {counts[rarer]} {name} in {flag} {path}: "
-            f"every fold needs one; {fix}"
-        )
-
-
 def sample_negatives(frame, ratio, seed):
     """All positives and `ratio` randomly chosen negatives per positive (all negatives if there are fewer),
     in the frame's original order. Screening data is ~95% negatives: this cuts training time by the same
@@ -158,31 +138,12 @@ def load_split(path, text_columns, id_column, label_column=None, flag="--train_f
     return out.reset_index(drop=True)
 
 
-_WS = re.compile(r"\s+")
-# Only the tags of bibliographic markup (PubMed/JATS/publisher HTML), with name="value" attributes at most,
-# so that text such as "P < 0.05 and n > 3" or "a<b and c>d" stays.
-_ATTRS = r"""(?:\s+[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))*\s*/?>"""
-_INLINE = "a|abbr|b|bold|em|i|inf|italic|sc|small|span|strong|sub|sup|tt|u|underline"
-_BLOCK = "br|dd|div|dl|dt|h[1-6]|hr|li|ol|p|table|tbody|td|th|tr|ul"
-_INLINE_TAG = re.compile(f"</?(?:{_INLINE}){_ATTRS}", re.IGNORECASE)
-_BLOCK_TAG = re.compile(f"</?(?:{_BLOCK}){_ATTRS}", re.IGNORECASE)
-
-
-def normalize_text(text):
-    """Light cleaning applied to every record the same way in training and prediction: the HTML tags of
-    bibliographic markup removed (inline ones such as `<sup>` without a trace, block ones such as `<p>`
-    leaving a space), HTML entities unescaped (`&lt;` -> `<`), whitespace runs (newlines included)
-    collapsed to one space. Other `<`/`>` (`P < 0.05`) are text and stay."""
-    if "<" in text or "&" in text:
-        text = html.unescape(_INLINE_TAG.sub("", _BLOCK_TAG.sub(" ", text)))
-    return _WS.sub(" ", text).strip()
-
-
-def build_texts(frame, text_columns, separator):
-    """One text per record: the text columns, each cleaned by `normalize_text`, joined by ` {separator} `
-    (empty parts kept, so every record has the same layout)."""
-    parts = [frame[c].astype(str).map(normalize_text) for c in text_columns]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + f" {separator} " + part
-    return joined.str.strip().tolist()
+def load_kfold_data(train_file, test_file, text_columns, id_column, label_column, group_column=None):
+    """Training frame (id, text columns, labels[, group column]) with both labels, test frame or None, and the
+    groups or None."""
+    extra = [group_column] if group_column and group_column not in text_columns else []
+    train = load_split(train_file, list(text_columns) + extra, id_column, label_column, "--train_file")
+    check_two_classes(train["labels"], train_file, "--train_file")
+    test = load_split(test_file, text_columns, id_column, None, "--test_file") if test_file else None
+    groups = train[group_column].to_numpy() if group_column else None
+    return train, test, groups

@@ -11,7 +11,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 
-from . import io
+from . import outputs
 
 HUB_PATTERNS = (
     "README.md",
@@ -162,7 +162,7 @@ def _recall_text(metrics):
 
 
 def write_model_card(output_dir, card):
-    io.write_text(Path(output_dir) / "README.md", str(card))
+    outputs.write_text(Path(output_dir) / "README.md", str(card))
 
 
 def push_to_hub(output_dir, repo_id, token=None, private=None, revision=None, commit_message="End of training"):

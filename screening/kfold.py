@@ -2,8 +2,8 @@
 fold-ensembled test predictions, and the K-fold metrics.
 
 The loop is model-agnostic: `run_kfold` calls `fit_fold(train, valid, test, fold_dir)` for each
-unfinished fold; run_classification.py passes its single-run Trainer setup, the TF-IDF and feature
-runs pass a scikit-learn fit. Every run type therefore writes the same files:
+unfinished fold; the fine-tune pipeline passes its Trainer fit, the TF-IDF and feature pipelines a
+scikit-learn fit. Every run type therefore writes the same files (each by its writer in screening.outputs):
 
     output_dir/fold_<k>/eval_predictions.csv   id, probability, label (the fold's OOF slice)
     output_dir/fold_<k>/predictions.csv        id, probability (test; with --do_predict)
@@ -15,7 +15,6 @@ runs pass a scikit-learn fit. Every run type therefore writes the same files:
     output_dir/predictions.csv, submission.csv fold-averaged test predictions at the chosen threshold
 """
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ import pandas as pd
 from scipy.special import expit, logit
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from . import io
-from .data import ScreeningInputError, load_split
+from . import outputs
+from .errors import ScreeningInputError
 from .metrics import (
     ThresholdArguments,
     apply_threshold,
@@ -40,7 +39,6 @@ from .metrics import (
 
 logger = logging.getLogger(__name__)
 
-FOLD_DONE = "fold_results.json"
 ENSEMBLES = ("probability", "logit")
 THRESHOLDS = ("oof", "mean_fold")
 NORMALIZATIONS = ("none", "rank")
@@ -83,6 +81,7 @@ class CrossValidationArguments:
     )
 
     def check(self):
+        """The flags' values (the data's counts are checked by `make_folds`)."""
         if self.num_folds == 1 or self.num_folds < 0:
             raise ScreeningInputError(f"--num_folds must be 0 (one run) or at least 2; got {self.num_folds}")
         for name, allowed in (
@@ -102,23 +101,18 @@ class FoldOutput:
     test_probabilities: np.ndarray | None = None
 
 
-def load_kfold_data(train_file, test_file, text_columns, id_column, label_column, group_column=None):
-    """Training frame (id, text columns, labels[, group column]), test frame or None, and the groups or None."""
-    extra = [group_column] if group_column and group_column not in text_columns else []
-    train = load_split(train_file, list(text_columns) + extra, id_column, label_column, "--train_file")
-    test = load_split(test_file, text_columns, id_column, None, "--test_file") if test_file else None
-    groups = train[group_column].to_numpy() if group_column else None
-    return train, test, groups
-
-
-def make_folds(labels, num_folds, seed=471, groups=None):
-    """Fold index (0..K-1) of each record: stratified by label, shuffled with `seed`; group-aware when given."""
-    labels = np.asarray(labels)
-    positives = int(labels.sum())
-    if min(positives, labels.size - positives) < num_folds:
+def make_folds(labels, num_folds, seed=471, groups=None, train_file=None):
+    """Fold index (0..K-1) of each record: stratified by label, shuffled with `seed`; group-aware when given.
+    Every fold needs both labels: K above the count of the rarer label is an error naming `train_file`."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels, minlength=2)
+    rarer = int(np.argmin(counts))
+    if num_folds > counts[rarer]:
+        name = "positives (label 1)" if rarer == 1 else "negatives (label 0)"
+        fix = f"use --num_folds {counts[rarer]} or fewer" if counts[rarer] >= 2 else "K-fold needs at least 2"
         raise ScreeningInputError(
-            f"--num_folds {num_folds}: the training data has only {positives} positive and "
-            f"{labels.size - positives} negative records; each fold needs at least one of each"
+            f"--num_folds {num_folds} is more than the {counts[rarer]} {name} in --train_file "
+            f"{train_file or '(the training data)'}: every fold needs one; {fix}"
         )
     folds = np.full(labels.size, -1, dtype=np.int64)
     if groups is None:
@@ -152,48 +146,6 @@ def average_folds(fold_probabilities, how="probability"):
     raise ValueError(f"unknown fold ensemble {how!r}; expected one of {ENSEMBLES}")
 
 
-def fold_is_finished(fold_dir):
-    return (Path(fold_dir) / FOLD_DONE).is_file()
-
-
-def _read_fold(fold_dir, valid_ids, test_ids):
-    """A finished fold's predictions, checked against the current split (a changed split must not mix)."""
-    fold_dir = Path(fold_dir)
-    valid = pd.read_csv(fold_dir / "eval_predictions.csv", dtype={"id": str})
-    if valid["id"].tolist() != [str(i) for i in valid_ids]:
-        raise ScreeningInputError(
-            f"{fold_dir} was made with a different fold split or training file; "
-            "use --overwrite_output_dir (or another --output_dir) to start over"
-        )
-    test = None
-    if test_ids is not None:
-        path = fold_dir / "predictions.csv"
-        if not path.is_file():
-            raise ScreeningInputError(f"{fold_dir} has no test predictions; use --overwrite_output_dir to refit it")
-        frame = pd.read_csv(path, dtype={"id": str})
-        if frame["id"].tolist() != [str(i) for i in test_ids]:
-            raise ScreeningInputError(f"{path} predicts other test ids; use --overwrite_output_dir to refit it")
-        test = frame["probability"].to_numpy(np.float64)
-    return FoldOutput(valid["probability"].to_numpy(np.float64), test)
-
-
-def _write_fold(fold_dir, valid, output, test, beta, wall_time, rule=None):
-    fold_dir = Path(fold_dir)
-    probs = np.asarray(output.valid_probabilities, dtype=np.float64)
-    io.write_csv(
-        fold_dir / "eval_predictions.csv",
-        pd.DataFrame({"id": valid["id"].to_numpy(), "probability": probs, "label": valid["labels"].to_numpy()}),
-    )
-    if test is not None:
-        test_probs = np.asarray(output.test_probabilities, dtype=np.float64)
-        io.write_csv(
-            fold_dir / "predictions.csv", pd.DataFrame({"id": test["id"].to_numpy(), "probability": test_probs})
-        )
-    metrics = screening_metrics(valid["labels"].to_numpy(), probs, beta, rule)
-    metrics.update(records=len(valid), positives=int(valid["labels"].sum()), wall_time_s=round(wall_time, 1))
-    io.write_json(fold_dir / FOLD_DONE, metrics)  # last: marks the fold finished
-
-
 def run_kfold(
     train,
     test,
@@ -206,20 +158,22 @@ def run_kfold(
     main_process=True,
     command=None,
     rule=None,
+    train_file=None,
 ):
     """Train and predict K folds with `fit_fold(fold_train, fold_valid, test, fold_dir) -> FoldOutput`, skipping
     finished folds (unless `overwrite`), then write the OOF, K-fold metrics and fold-averaged test predictions.
     Thresholds (each fold's, the OOF one, the honest nested ones) follow `rule` (a ThresholdArguments; default:
     best F-beta).
 
-    `train` has `id`, `labels` and the text columns; `test` (or None) has `id`. Returns the K-fold results dict.
+    `train` has `id`, `labels` and the text columns; `test` (or None) has `id`; `train_file` names the data in
+    errors. Returns the K-fold results dict.
     """
     cv.check()
     rule = (rule or ThresholdArguments()).resolved()
     out = Path(output_dir)
     start = time.perf_counter()
     labels = train["labels"].to_numpy()
-    folds = make_folds(labels, cv.num_folds, cv.fold_seed, groups)
+    folds = make_folds(labels, cv.num_folds, cv.fold_seed, groups, train_file)
     test_ids = None if test is None else test["id"].tolist()
     oof = np.zeros(len(train), dtype=np.float64)
     raw_oof = np.zeros(len(train), dtype=np.float64)
@@ -228,18 +182,23 @@ def run_kfold(
         fold_dir = out / f"fold_{k}"
         inside = folds == k
         fold_train, valid = train[~inside].reset_index(drop=True), train[inside].reset_index(drop=True)
-        if fold_is_finished(fold_dir) and not overwrite:
+        if outputs.fold_is_finished(fold_dir) and not overwrite:
             logger.info(f"Fold {k}: finished earlier, reading {fold_dir}")
-            output = _read_fold(fold_dir, valid["id"], test_ids)
+            *probabilities, wall_time = outputs.read_fold(fold_dir, valid["id"], test_ids)
+            output = FoldOutput(*probabilities)
             skipped.append(k)
-            fold_times.append(json.loads((fold_dir / FOLD_DONE).read_text()).get("wall_time_s", 0.0))
+            fold_times.append(wall_time)
         else:
             logger.info(f"Fold {k}/{cv.num_folds}: training on {len(fold_train)}, validating on {len(valid)} records")
             fold_start = time.perf_counter()
             output = fit_fold(fold_train, valid, test, fold_dir)
             fold_times.append(time.perf_counter() - fold_start)
             if main_process:
-                _write_fold(fold_dir, valid, output, test, beta, fold_times[-1], rule)
+                figures = screening_metrics(valid["labels"].to_numpy(), output.valid_probabilities, beta, rule)
+                figures.update(records=len(valid), positives=int(valid["labels"].sum()))
+                figures.update(wall_time_s=round(fold_times[-1], 1))
+                test_probabilities = output.test_probabilities
+                outputs.write_fold(fold_dir, valid, output.valid_probabilities, test, test_probabilities, figures)
         raw_oof[inside] = output.valid_probabilities
         if cv.fold_normalization == "rank":
             oof[inside] = rank_normalize(output.valid_probabilities, output.valid_probabilities)
@@ -266,15 +225,14 @@ def run_kfold(
         wall_time_s=round(time.perf_counter() - start, 1),  # this call
         command=command,
     )
-    test_frame = None
+    test_predictions = None
     if test is not None:
         how = "probability" if cv.fold_normalization == "rank" else cv.fold_ensemble  # percentiles: plain mean
-        probability = average_folds(test_scores, how)
-        prediction = apply_threshold(probability, results["threshold_used"])
-        test_frame = pd.DataFrame({"id": test["id"].to_numpy(), "probability": probability, "prediction": prediction})
+        test_predictions = (test["id"].to_numpy(), average_folds(test_scores, how))
+        prediction = apply_threshold(test_predictions[1], results["threshold_used"])
         results.update(predicted_set_figures(results, prediction))
     if main_process:
-        write_run_outputs(out, oof_frame, results, test_frame, results_name="kfold_results.json")
+        outputs.write_run_outputs(out, oof_frame, results, test_predictions, results_name="kfold_results.json")
     return results
 
 
@@ -352,35 +310,10 @@ def predicted_set_figures(results, prediction):
     return {"predicted_includes": int(np.sum(prediction)), "predicted_records": len(prediction), **missed}
 
 
-def write_run_outputs(out, oof_frame, results, test_frame=None, results_name="kfold_results.json", title=None):
-    """oof.csv, the results JSON, predictions.csv + submission.csv (when there is a test set) and the report."""
-    from .report import write_report  # matplotlib is imported only when a report is written
-
-    out = Path(out)
-    io.write_csv(out / "oof.csv", oof_frame)
-    io.write_json(out / results_name, results)
-    if test_frame is not None:
-        io.write_csv(out / "predictions.csv", test_frame)
-        io.write_csv(out / "submission.csv", test_frame[["id", "prediction"]], header=False)
-    write_report(
-        out,
-        oof_frame["label"].to_numpy(),
-        oof_frame["probability"].to_numpy(),
-        results,
-        title=title or f"{out.name}: {results.get('num_folds', '')}-fold OOF",
-        beta=results.get("beta", 7.0),
-    )
+SUMMARY_KEYS = ("honest_oof_fbeta", "oof_fbeta", "oof_threshold", "mean_fold_threshold", "oof_roc_auc")
+SUMMARY_KEYS += ("mean_fold_roc_auc", "oof_wss_95", "skipped_folds")
 
 
-def read_oof(path):
-    """An oof.csv (id, fold, label, probability), ids as text."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "oof.csv"
-    if not path.is_file():
-        raise ScreeningInputError(f"no OOF file: {path}")
-    frame = pd.read_csv(path, dtype={"id": str})
-    missing = {"id", "fold", "label", "probability"} - set(frame.columns)
-    if missing:
-        raise ScreeningInputError(f"{path} has no column {', '.join(sorted(missing))}")
-    return frame
+def summary_figures(results):
+    """The figures a K-fold run (or a blend of runs) prints when it ends."""
+    return {k: results[k] for k in SUMMARY_KEYS if results.get(k) is not None}

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.stats import beta as beta_distribution
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from .data import ScreeningInputError
+from .errors import ScreeningInputError
 
 logger = logging.getLogger(__name__)
 

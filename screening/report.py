@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import outputs
 from .metrics import recall_sentence, threshold_curve
 
 PLOT_NAME = "threshold_curve.png"
@@ -92,7 +92,7 @@ def plot_threshold_curve(path, labels, scores, beta=7.0, title=""):
     right.legend(loc="upper right", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
+    with outputs.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
 
@@ -137,4 +137,4 @@ def write_report(out_dir, labels, scores, results, title, beta=7.0, command=None
     """`threshold_curve.png` and `summary.md` in `out_dir` (the metrics JSON is the caller's)."""
     out = Path(out_dir)
     plot_threshold_curve(out / PLOT_NAME, labels, scores, beta, title)
-    io.write_text(out / SUMMARY_NAME, summary_markdown(results, title, command))
+    outputs.write_text(out / SUMMARY_NAME, summary_markdown(results, title, command))

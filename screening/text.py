@@ -1,10 +1,12 @@
-"""Text handling options of the competition seed: cleaning (lower-casing, a synonym map, digit and stop-word
+"""A record's model text: light cleaning of every record (HTML markup, whitespace), the text columns joined by a
+separator, and the competition seed's text options: cleaning (lower-casing, a synonym map, digit and stop-word
 removal), a title/abstract separator added as a special token, and head+tail truncation.
 
 The options a model was trained with are saved beside it (`text_options.json`) and read back when the
 model is loaded again, so that prediction builds its inputs exactly as training did.
 """
 
+import html
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -12,8 +14,8 @@ from pathlib import Path
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from . import io
-from .data import ScreeningInputError, build_texts
+from . import outputs
+from .errors import ScreeningInputError
 
 TEXT_OPTIONS_NAME = "text_options.json"
 TRUNCATIONS = ("head", "head_tail")
@@ -112,7 +114,7 @@ def load_text_options(model_dir):
 
 
 def save_text_options(out_dir, options):
-    io.write_json(Path(out_dir) / TEXT_OPTIONS_NAME, asdict(options))
+    outputs.write_json(Path(out_dir) / TEXT_OPTIONS_NAME, asdict(options))
 
 
 def resolve_text_options(text_args, model_dir=None):
@@ -123,6 +125,36 @@ def resolve_text_options(text_args, model_dir=None):
         if value is not None and value is not False:
             options[f.name] = read_synonyms(value) if f.name == "synonyms" else value
     return TextOptions(**options).check()
+
+
+_WS = re.compile(r"\s+")
+# Only the tags of bibliographic markup (PubMed/JATS/publisher HTML), with name="value" attributes at most,
+# so that text such as "P < 0.05 and n > 3" or "a<b and c>d" stays.
+_ATTRS = r"""(?:\s+[\w:-]+\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))*\s*/?>"""
+_INLINE = "a|abbr|b|bold|em|i|inf|italic|sc|small|span|strong|sub|sup|tt|u|underline"
+_BLOCK = "br|dd|div|dl|dt|h[1-6]|hr|li|ol|p|table|tbody|td|th|tr|ul"
+_INLINE_TAG = re.compile(f"</?(?:{_INLINE}){_ATTRS}", re.IGNORECASE)
+_BLOCK_TAG = re.compile(f"</?(?:{_BLOCK}){_ATTRS}", re.IGNORECASE)
+
+
+def normalize_text(text):
+    """Light cleaning applied to every record the same way in training and prediction: the HTML tags of
+    bibliographic markup removed (inline ones such as `<sup>` without a trace, block ones such as `<p>`
+    leaving a space), HTML entities unescaped (`&lt;` -> `<`), whitespace runs (newlines included)
+    collapsed to one space. Other `<`/`>` (`P < 0.05`) are text and stay."""
+    if "<" in text or "&" in text:
+        text = html.unescape(_INLINE_TAG.sub("", _BLOCK_TAG.sub(" ", text)))
+    return _WS.sub(" ", text).strip()
+
+
+def build_texts(frame, text_columns, separator):
+    """One text per record: the text columns, each cleaned by `normalize_text`, joined by ` {separator} `
+    (empty parts kept, so every record has the same layout)."""
+    parts = [frame[c].astype(str).map(normalize_text) for c in text_columns]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + f" {separator} " + part
+    return joined.str.strip().tolist()
 
 
 _STOP = re.compile(
@@ -163,41 +195,3 @@ def prepare_texts(frame, text_columns, separator, options):
     for column in text_columns:
         frame[column] = clean_texts(frame[column].astype(str).tolist(), options)
     return build_texts(frame, text_columns, options.separator_token or separator)
-
-
-def add_separator_token(tokenizer, model, options):
-    """Add `options.separator_token` as a special token and grow the model's embeddings to match."""
-    if not options.separator_token:
-        return
-    tokenizer.add_special_tokens({"additional_special_tokens": [options.separator_token]})
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
-
-
-def _special_tokens_around(tokenizer):
-    """The ids a tokenizer puts before and after one sequence (e.g. [CLS] ... [SEP], <s> ... </s>)."""
-    probe = tokenizer("x", add_special_tokens=False)["input_ids"]
-    full = tokenizer("x")["input_ids"]
-    at = next(i for i in range(len(full)) if full[i : i + len(probe)] == probe)
-    return full[:at], full[at + len(probe) :]
-
-
-def encode(tokenizer, texts, max_length, options, padding=False):
-    """Tokenize `texts` to at most `max_length` tokens: the head, or the first `head_tokens` plus the last tokens."""
-    if options.truncation == "head":
-        return tokenizer(texts, padding=padding, truncation=True, max_length=max_length)
-    prefix, suffix = _special_tokens_around(tokenizer)
-    budget = max_length - len(prefix) - len(suffix)
-    head = budget // 4 if options.head_tokens is None else min(options.head_tokens, budget)
-    tail = budget - head
-    rows = []
-    for ids in tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]:
-        if len(ids) > budget:
-            ids = ids[:head] + (ids[len(ids) - tail :] if tail else [])
-        rows.append(prefix + ids + suffix)
-    batch = {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
-    if "token_type_ids" in tokenizer.model_input_names:
-        batch["token_type_ids"] = [[0] * len(r) for r in rows]
-    if padding:
-        batch = tokenizer.pad(batch, padding=padding, max_length=max_length)
-    return batch

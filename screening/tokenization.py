@@ -1,4 +1,5 @@
-"""Tokenization with an on-disk cache keyed on the texts, labels, tokenizer and settings."""
+"""Tokenization: head or head+tail truncation, the added separator token, and datasets tokenized once and
+cached on disk (keyed on the texts, labels, tokenizer and settings)."""
 
 import hashlib
 import json
@@ -10,9 +11,47 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .text import TextOptions, encode
+from .text import TextOptions, prepare_texts
 
 CACHE_VERSION = 2
+
+
+def add_separator_token(tokenizer, model, options):
+    """Add `options.separator_token` as a special token and grow the model's embeddings to match."""
+    if not options.separator_token:
+        return
+    tokenizer.add_special_tokens({"additional_special_tokens": [options.separator_token]})
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+
+
+def _special_tokens_around(tokenizer):
+    """The ids a tokenizer puts before and after one sequence (e.g. [CLS] ... [SEP], <s> ... </s>)."""
+    probe = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x")["input_ids"]
+    at = next(i for i in range(len(full)) if full[i : i + len(probe)] == probe)
+    return full[:at], full[at + len(probe) :]
+
+
+def encode(tokenizer, texts, max_length, options, padding=False):
+    """Tokenize `texts` to at most `max_length` tokens: the head, or the first `head_tokens` plus the last tokens."""
+    if options.truncation == "head":
+        return tokenizer(texts, padding=padding, truncation=True, max_length=max_length)
+    prefix, suffix = _special_tokens_around(tokenizer)
+    budget = max_length - len(prefix) - len(suffix)
+    head = budget // 4 if options.head_tokens is None else min(options.head_tokens, budget)
+    tail = budget - head
+    rows = []
+    for ids in tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]:
+        if len(ids) > budget:
+            ids = ids[:head] + (ids[len(ids) - tail :] if tail else [])
+        rows.append(prefix + ids + suffix)
+    batch = {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
+    if "token_type_ids" in tokenizer.model_input_names:
+        batch["token_type_ids"] = [[0] * len(r) for r in rows]
+    if padding:
+        batch = tokenizer.pad(batch, padding=padding, max_length=max_length)
+    return batch
 
 
 def default_cache_dir():
@@ -88,3 +127,13 @@ def tokenize_texts(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return datasets.load_from_disk(str(path))
+
+
+def tokenize_frame(frame, tokenizer, text_columns, max_length, options=None, separator=None, **kwargs):
+    """`tokenize_texts` of a screening table: each record's text built by `screening.text.prepare_texts`
+    (joined by `separator`, default the tokenizer's sep token), its `labels` column as float labels when it has
+    one. `kwargs` go to `tokenize_texts` (padding, cache_dir, num_proc, desc)."""
+    options = options or TextOptions()
+    texts = prepare_texts(frame, text_columns, separator or tokenizer.sep_token or "|", options)
+    labels = frame["labels"].astype(np.float32).to_numpy() if "labels" in frame else None
+    return tokenize_texts(texts, labels, tokenizer, max_length, options=options, **kwargs)

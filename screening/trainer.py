@@ -187,11 +187,10 @@ class ScreeningTrainer(Trainer):
         self.length_sorted_prediction = length_sorted_prediction
         self.prediction_token_budget = prediction_token_budget
         self.bf16_inference = prediction_runs_bf16(prediction_precision, self.args.device)
-        given = self.data_collator
+        given, buckets = self.data_collator, bucketed(self.data_collator, padding_bucket, max_length)
         if self.args.bf16 or self.args.fp16:
-            self.data_collator = bucketed(given, padding_bucket, max_length)
-        low_precision_prediction = self.bf16_inference or self.args.bf16 or self.args.fp16
-        self.prediction_collator = bucketed(given, padding_bucket, max_length) if low_precision_prediction else given
+            self.data_collator = buckets
+        self.prediction_collator = buckets if self.bf16_inference or self.args.bf16 or self.args.fp16 else given
 
     @contextlib.contextmanager
     def _predicting(self):
@@ -270,3 +269,33 @@ class ScreeningTrainer(Trainer):
         if isinstance(logits, torch.Tensor) and logits.is_floating_point():
             logits = logits.float()
         return loss, logits, labels
+
+
+def build_trainer(
+    model,
+    tokenizer,
+    training_args,
+    fast_args,
+    train_dataset=None,
+    eval_dataset=None,
+    compute_metrics=None,
+    max_length=None,
+):
+    """The `ScreeningTrainer` of a fine-tune run: dynamic padding (`DataCollatorWithPadding`, bucketed on the
+    bf16/fp16 paths) and the fast path as `fast_args` (a `FastPathArguments`) sets it; `training_args` gets
+    length-grouped training where asked for. `max_length`: the longest tokenized input."""
+    fast_args.apply(training_args)
+    return ScreeningTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        length_sorted_prediction=fast_args.length_sorted_prediction,
+        prediction_token_budget=fast_args.prediction_token_budget,
+        prediction_precision=fast_args.prediction_precision,
+        padding_bucket=fast_args.padding_bucket,
+        max_length=max_length,
+    )

@@ -1,8 +1,8 @@
-"""Shared start-up of the scripts: the repo root on sys.path, then `run` (one-line errors for bad input)."""
+"""Shared start-up of the scripts: the repo root on sys.path, then `exit_on_input_error` (one-line errors)."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from screening.cli import run  # noqa: E402, F401
+from screening.errors import exit_on_input_error  # noqa: E402, F401

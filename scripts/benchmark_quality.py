@@ -37,9 +37,9 @@ import _cli  # noqa: F401  (repo root on sys.path)
 import numpy as np
 import pandas as pd
 
-from screening import io
-from screening.kfold import read_oof
+from screening import outputs
 from screening.metrics import ThresholdArguments, honest_oof, honest_oof_fbeta, recall_figures, screening_metrics
+from screening.outputs import read_oof
 
 REPO = Path(__file__).resolve().parents[1]
 REVIEWS = (
@@ -103,7 +103,7 @@ def complete(out, name="kfold_results.json"):
 
 
 def stage_tfidf(args, review, data, seed=FOLD_SEED):
-    from screening.tfidf import main
+    from screening.pipelines.tfidf import main
 
     for pipeline, classifier in (("tfidf_lr", "lr"), ("tfidf_nb", "nb")):
         out = run_dir(args, review, pipeline, seed)
@@ -117,7 +117,7 @@ def stage_tfidf(args, review, data, seed=FOLD_SEED):
 def stage_features(args, review, data, seed=FOLD_SEED):
     """MiniLM features + LR; the embeddings are computed once per review (feature cache), so another fold seed
     only refits the classifiers."""
-    from screening.features import main
+    from screening.pipelines.features import main
 
     out = run_dir(args, review, "minilm_features_lr", seed)
     if complete(out):
@@ -168,7 +168,7 @@ def stage_finetune(args, reviews):
 
 
 def stage_stack(args, review):
-    from screening.stacking import stack_runs
+    from screening.pipelines.stacking import stack_runs
 
     members = [run_dir(args, review, m) for m in MEMBERS if (run_dir(args, review, m) / "oof.csv").is_file()]
     if len(members) < 2:
@@ -183,7 +183,7 @@ def stage_stack(args, review):
 def stage_seeds(args, reviews, data):
     """The CPU members and their stacks at every fold seed of FOLD_SEEDS, one seed over all reviews at a time
     (resumable: finished runs are kept)."""
-    from screening.stacking import stack_runs
+    from screening.pipelines.stacking import stack_runs
 
     only = set(args.seed_members.split(","))
     for seed in FOLD_SEEDS[::-1] if args.reverse_seeds else FOLD_SEEDS:
@@ -523,7 +523,7 @@ def table(args, reviews):
         lines += ["", notes.read_text().rstrip()]
     text = "\n".join(lines) + "\n"
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
-    io.write_text(args.table, text)  # atomic: an interrupted rewrite keeps the old table
+    outputs.write_text(args.table, text)  # atomic: an interrupted rewrite keeps the old table
     print(text)
 
 

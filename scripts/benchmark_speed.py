@@ -38,7 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from screening import io  # noqa: E402
+from screening import outputs  # noqa: E402
 
 SETTINGS = ("reference", "fast", "fast_attention_dropout_0")
 NO_ATTENTION_DROPOUT = "fast_attention_dropout_0"  # the fast path with --attention_dropout 0: training only
@@ -729,9 +729,9 @@ def write_report(args, results, output, json_path=None):
     speed_args = argparse.Namespace(**{**vars(args), **results.get("speed_args", {})})
     results = summarise(speed_args, results)
     if json_path is not None:  # the figures first: a failure in the markdown must not lose a run
-        io.write_json(json_path, results)
+        outputs.write_json(json_path, results)
     command = next(iter(results["commands"].values()))
-    io.write_text(output, to_markdown(speed_args, results, command, output.with_name(output.stem + "_notes.md")))
+    outputs.write_text(output, to_markdown(speed_args, results, command, output.with_name(output.stem + "_notes.md")))
     print(output.read_text())
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import _cli  # noqa: F401  (repo root on sys.path)
 
-from screening import io
+from screening import outputs
 
 METRICS = (("honest_oof_fbeta", "honest OOF F7"), ("oof_roc_auc", "OOF AUC"), ("mean_fold_roc_auc", "fold AUC"))
 
@@ -117,7 +117,7 @@ def main(argv=None):
     args = parse_args(argv)
     text = to_markdown(args, collect(args))
     if args.output:
-        io.write_text(args.output, text)
+        outputs.write_text(args.output, text)
     print(text)
 
 

@@ -10,6 +10,6 @@ logistic regression or LightGBM on K folds: oof.csv, kfold_results.json, predict
 import _cli
 
 if __name__ == "__main__":
-    from screening.features import main
+    from screening.pipelines.features import main
 
-    _cli.run(main)
+    _cli.exit_on_input_error(main)

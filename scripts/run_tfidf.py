@@ -8,6 +8,6 @@ fold-averaged predictions.csv/submission.csv and a report, in the same format as
 import _cli
 
 if __name__ == "__main__":
-    from screening.tfidf import main
+    from screening.pipelines.tfidf import main
 
-    _cli.run(main)
+    _cli.exit_on_input_error(main)

@@ -9,6 +9,6 @@ blended OOF and applied to the blended test predictions.
 import _cli
 
 if __name__ == "__main__":
-    from screening.stacking import main
+    from screening.pipelines.stacking import main
 
-    _cli.run(main)
+    _cli.exit_on_input_error(main)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from screening.data import ScreeningInputError
+from screening.errors import ScreeningInputError
 from screening.kfold import (
     CrossValidationArguments,
     FoldOutput,

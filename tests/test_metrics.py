@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from screening.data import ScreeningInputError
+from screening.errors import ScreeningInputError
 from screening.metrics import (
     ThresholdArguments,
     all_positive_fbeta,

@@ -124,7 +124,7 @@ print(json.dumps({{"labelled": labelled, "threshold": c.threshold, "objective": 
 
 def test_tfidf_kfold_recall_objective_reports_honest_recall(data, tmp_path):
     from screening.metrics import ThresholdArguments, honest_oof, recall_interval
-    from screening.tfidf import main
+    from screening.pipelines.tfidf import main
 
     argv = ["--train_file", data / "train.csv", "--test_file", data / "test.csv", "--output_dir", tmp_path]
     argv += ["--num_folds", "3", "--threshold_objective", "recall", "--target_recall", "0.8"]

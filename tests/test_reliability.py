@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from screening import io
-from screening.data import ScreeningInputError, build_texts, check_folds, load_split, normalize_text
-from screening.runs import last_complete_checkpoint, resolve_output_dir
+from screening import outputs
+from screening.data import load_split
+from screening.errors import ScreeningInputError
+from screening.kfold import CrossValidationArguments, make_folds
+from screening.outputs import last_complete_checkpoint, resolve_output_dir
+from screening.text import build_texts, normalize_text
 
 from . import cli_runner
 from .conftest import DEMO_TRAIN, REPO
@@ -217,16 +220,16 @@ def test_bad_arguments_file_from_the_command_line(tmp_path):
     assert os.listdir(tmp_path) == ["args.json"]
 
 
-def test_check_folds():
+def test_fold_checks():
     labels = np.array([0] * 50 + [1] * 3)
-    check_folds(labels, 3, "t.csv")
+    assert sorted(set(make_folds(labels, 3, train_file="t.csv"))) == [0, 1, 2]
     with pytest.raises(ScreeningInputError, match=r"--num_folds 5 is more than the 3 positives \(label 1\) in "
                        r"--train_file t.csv: every fold needs one; use --num_folds 3 or fewer"):  # fmt: skip
-        check_folds(labels, 5, "t.csv")
+        make_folds(labels, 5, train_file="t.csv")
     with pytest.raises(ScreeningInputError, match="K-fold needs at least 2"):
-        check_folds(np.array([0] * 9 + [1]), 2, "t.csv")
+        make_folds(np.array([0] * 9 + [1]), 2, train_file="t.csv")
     with pytest.raises(ScreeningInputError, match="at least 2"):
-        check_folds(labels, 1, "t.csv")
+        CrossValidationArguments(num_folds=1).check()
 
 
 # ---------------------------------------------------------------- 2. atomic outputs, no overwrite, resume
@@ -234,7 +237,7 @@ def test_check_folds():
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = write(tmp_path / "predictions.csv", "id,probability\n1,0.5\n")
-    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError), outputs.atomic_path(target) as tmp:
         tmp.write_text("id,probability\n1,")  # half written...
         raise RuntimeError("killed")  # ...when the writer dies
     assert target.read_text() == "id,probability\n1,0.5\n"
@@ -369,6 +372,7 @@ def test_edge_case_texts_tokenize_alike_with_and_without_labels(data, tester):
     """Train/eval and predict build texts and token ids through one function; a 100k-character abstract is
     truncated, empty parts keep the layout, HTML markup is removed and entities unescaped."""
     import run_classification
+    from screening.pipelines.finetune import tokenize
 
     tokenizer = tester.tokenizer()
     data_args = run_classification.DataTrainingArguments()
@@ -377,7 +381,7 @@ def test_edge_case_texts_tokenize_alike_with_and_without_labels(data, tester):
     labelled = load_split(data / "validation.csv", columns, "id", "judgement", "--validation_file").tail(6)
     unlabelled = load_split(data / "test.csv", columns, "id", None, "--test_file").tail(6)
     encoded = [
-        run_classification.tokenize(frame.reset_index(drop=True), tokenizer, data_args, 64, training_args, "t")
+        tokenize(frame.reset_index(drop=True), tokenizer, data_args, 64, training_args, "t")
         for frame in (labelled, unlabelled)
     ]
     assert encoded[0]["input_ids"] == encoded[1]["input_ids"]

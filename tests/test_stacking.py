@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from screening.data import ScreeningInputError
-from screening.features import embed, load_encoder
+from screening.errors import ScreeningInputError
 from screening.kfold import rank_normalize
 from screening.metrics import best_threshold
-from screening.stacking import blend, stack_runs
+from screening.pipelines.features import embed, load_encoder
+from screening.pipelines.stacking import blend, stack_runs
 from screening.text import TextOptions
 
 from .conftest import DEMO_TEST, write_demo_train
@@ -89,7 +89,7 @@ def demo_files(tmp_path_factory):
 
 @pytest.mark.parametrize("classifier", ["lr", "nb"])
 def test_tfidf_run_writes_the_kfold_files(demo_files, tmp_path, classifier):
-    from screening.tfidf import main
+    from screening.pipelines.tfidf import main
 
     argv = ["--train_file", demo_files / "train.csv", "--test_file", demo_files / "test.csv"]
     argv += ["--output_dir", tmp_path, "--num_folds", "3", "--classifier", classifier, "--lowercase"]
@@ -109,7 +109,7 @@ def test_features_embed_pooling_and_cache(tiny_encoder_dir, demo_files, tmp_path
     one_by_one = np.vstack([embed(encoder, tokenizer, [t], TextOptions(), "mean", 16) for t in texts])
     assert np.allclose(mean, one_by_one, atol=1e-5)  # batching by length does not change the vectors
 
-    from screening.features import main
+    from screening.pipelines.features import main
 
     cache = tmp_path / "cache"
     argv = ["--model_name_or_path", tiny_encoder_dir, "--train_file", demo_files / "train.csv"]
@@ -128,8 +128,8 @@ def test_features_embed_pooling_and_cache(tiny_encoder_dir, demo_files, tmp_path
 def test_features_classifier_c_auto_picks_c_inside_the_training_part():
     from sklearn.linear_model import LogisticRegressionCV
 
-    from screening.data import ScreeningInputError
-    from screening.features import AUTO_CS, FeatureArguments, make_classifier
+    from screening.errors import ScreeningInputError
+    from screening.pipelines.features import AUTO_CS, FeatureArguments, make_classifier
 
     rng = np.random.default_rng(0)
     labels = (rng.random(300) < 0.1).astype(int)

@@ -5,18 +5,17 @@ import json
 import pandas as pd
 import pytest
 
-from screening.data import ScreeningInputError
+from screening.errors import ScreeningInputError
 from screening.text import (
     TextArguments,
     TextOptions,
-    add_separator_token,
     clean_texts,
-    encode,
     load_text_options,
     prepare_texts,
     resolve_text_options,
     save_text_options,
 )
+from screening.tokenization import add_separator_token, encode
 
 
 def test_cleaning_options_one_by_one():

@@ -17,12 +17,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from .cli import parse_args
-from .data import ScreeningInputError
-from .kfold import CrossValidationArguments, FoldOutput
-from .metrics import ThresholdArguments
-from .text import TextArguments, encode, prepare_texts
-from .tfidf import RunArguments, print_summary, run_sklearn_kfold
+from modeling.heads import masked_mean
+
+from ..cli import parse_args
+from ..errors import ScreeningInputError
+from ..kfold import FoldOutput
+from ..metrics import ThresholdArguments
+from ..text import TextArguments, prepare_texts
+from ..tokenization import encode
+from .sklearn import RunArguments, SklearnCrossValidationArguments, run_sklearn_kfold
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +90,7 @@ def embed(encoder, tokenizer, texts, options, pooling="mean", max_length=256, ba
         batch = tokenizer.pad({k: [encoded[k][i] for i in rows] for k in encoded}, return_tensors="pt").to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             hidden = encoder(**batch).last_hidden_state.float()
-        if pooling == "cls":
-            vectors = hidden[:, 0]
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        vectors = hidden[:, 0] if pooling == "cls" else masked_mean(hidden, batch["attention_mask"])
         out[rows] = vectors.cpu().numpy()
     return out
 
@@ -183,7 +182,7 @@ def features_fit_fold(args, train_features, test_features, train_ids):
 
 def main(argv=None):
     run_args, feature_args, cv_args, text_args, threshold_args = parse_args(
-        (RunArguments, FeatureArguments, CrossValidationArguments, TextArguments, ThresholdArguments), argv
+        (RunArguments, FeatureArguments, SklearnCrossValidationArguments, TextArguments, ThresholdArguments), argv
     )
     threshold_args.check()  # before the embeddings are computed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(message)s")
@@ -199,8 +198,5 @@ def main(argv=None):
         return features_fit_fold(feature_args, train_features, test_features, list(train["id"]))
 
     # a fine-tuned screening model's saved text options apply, as in run_classification.py
-    results = run_sklearn_kfold(
-        run_args, cv_args, text_args, make_fit_fold, argv, feature_args.model_name_or_path, threshold_args
-    )
-    print_summary(results, run_args.output_dir)
-    return results
+    model_dir = feature_args.model_name_or_path
+    return run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv, model_dir, threshold_args)

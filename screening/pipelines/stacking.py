@@ -4,17 +4,17 @@ the blended test predictions."""
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 
-from .cli import parse_args
-from .data import ScreeningInputError
-from .kfold import kfold_metrics, predicted_set_figures, rank_normalize, read_oof, write_run_outputs
-from .metrics import ThresholdArguments, apply_threshold, recall_sentence
+from .. import outputs
+from ..cli import parse_args, print_summary
+from ..errors import ScreeningInputError
+from ..kfold import kfold_metrics, predicted_set_figures, rank_normalize, summary_figures
+from ..metrics import ThresholdArguments, apply_threshold
 
 METHODS = ("mean", "rank", "lr")
 
@@ -42,19 +42,18 @@ def load_runs(runs):
     (records x runs) when every run has predictions.csv over the same ids, else None."""
     if len(runs) < 2:
         raise ScreeningInputError("--runs: give at least two runs to combine")
-    first = read_oof(runs[0])
+    first = outputs.read_oof(runs[0])
     oof = np.zeros((len(first), len(runs)))
     test_frames = []
     for j, run in enumerate(runs):
-        frame = read_oof(run).set_index("id")
+        frame = outputs.read_oof(run).set_index("id")
         if set(frame.index) != set(first["id"]):
             raise ScreeningInputError(f"--runs: {run} has OOF predictions for other ids than {runs[0]}")
         frame = frame.loc[first["id"]]
         if not np.array_equal(frame["label"].to_numpy(), first["label"].to_numpy()):
             raise ScreeningInputError(f"--runs: {run} has other labels than {runs[0]}")
         oof[:, j] = frame["probability"].to_numpy()
-        path = Path(run) / "predictions.csv"
-        test_frames.append(pd.read_csv(path, dtype={"id": str}) if path.is_file() else None)
+        test_frames.append(outputs.read_test_predictions(run))
     test = test_ids = None
     if all(f is not None for f in test_frames):
         test_ids = test_frames[0]["id"]
@@ -110,14 +109,11 @@ def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, c
         command=command,
     )
     oof_frame = pd.DataFrame({"id": first["id"], "fold": folds, "label": labels, "probability": blended})
-    test_frame = None
+    test = None
     if blended_test is not None:
-        prediction = apply_threshold(blended_test, results["threshold_used"])
-        test_frame = pd.DataFrame({"id": test_ids, "probability": blended_test, "prediction": prediction})
-        results.update(predicted_set_figures(results, prediction))
-    write_run_outputs(
-        output_dir, oof_frame, results, test_frame, results_name="stack_results.json", title=f"{method} blend"
-    )
+        test = (test_ids, blended_test)
+        results.update(predicted_set_figures(results, apply_threshold(blended_test, results["threshold_used"])))
+    outputs.write_run_outputs(output_dir, oof_frame, results, test, "stack_results.json", f"{method} blend")
     return results
 
 
@@ -126,7 +122,5 @@ def main(argv=None):
     rule = threshold_args.resolved()
     command = " ".join(sys.argv)
     results = stack_runs(args.runs, args.output_dir, args.method, args.weights, args.beta, args.C, command, rule)
-    keys = ("honest_oof_fbeta", "oof_fbeta", "oof_threshold", "oof_roc_auc", "oof_wss_95")
-    figures = " ".join(f"{k}={results[k]:.4f}" for k in keys)
-    print(figures + "\n" + recall_sentence(results) + f"\nOutputs in {args.output_dir}")
+    print_summary(summary_figures(results), results, args.output_dir)
     return results

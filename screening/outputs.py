@@ -1,0 +1,245 @@
+"""Every file of a run folder, its one writer and its reader; the folder's guard (never overwrite results unasked,
+resume from the last complete checkpoint). A file appears whole (temp file in the same folder, then rename) or
+not at all.
+
+    eval_predictions.csv   id, probability, label[, prediction]   validation records (a fold's OOF slice)
+    predictions.csv        id, probability[, prediction]          test records (a fold's: no prediction)
+    submission.csv         id, judgement; no header                test records at the threshold
+    oof.csv                id, fold, label, probability[, raw_probability]
+    fold_results.json      a fold's figures, written last: marks the fold finished
+    <split>_results.json   train/eval/predict figures of a fine-tune run, and all_results.json
+    kfold_results.json / stack_results.json, with summary.md and threshold_curve.png (screening.report)
+"""
+
+import json
+import logging
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ScreeningInputError
+
+logger = logging.getLogger(__name__)
+
+EVAL_PREDICTIONS = "eval_predictions.csv"
+PREDICTIONS = "predictions.csv"
+SUBMISSION = "submission.csv"
+OOF = "oof.csv"
+FOLD_RESULTS = "fold_results.json"
+ALL_RESULTS = "all_results.json"
+TRAINER_STATE = "trainer_state.json"  # transformers' Trainer writes it last in a checkpoint folder
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temp path beside `path`; on success rename it over `path`, on error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def write_csv(path, frame, header=True):
+    """Write a pandas DataFrame as UTF-8 CSV without the index."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, header=header, lineterminator="\n")
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _predictions_frame(ids, probabilities, labels=None, threshold=None):
+    from .metrics import apply_threshold
+
+    frame = pd.DataFrame({"id": np.asarray(ids), "probability": np.asarray(probabilities, dtype=np.float64)})
+    if labels is not None:
+        frame["label"] = np.asarray(labels)
+    if threshold is not None:
+        frame["prediction"] = apply_threshold(frame["probability"].to_numpy(), threshold)
+    return frame
+
+
+def write_eval_predictions(folder, ids, probabilities, labels, threshold=None):
+    """eval_predictions.csv: id, probability, label, and the prediction at `threshold` when given."""
+    write_csv(Path(folder) / EVAL_PREDICTIONS, _predictions_frame(ids, probabilities, labels, threshold))
+
+
+def write_predictions(folder, ids, probabilities, threshold=None):
+    """predictions.csv (id, probability); with `threshold` also its prediction column and submission.csv.
+    Returns the 0/1 predictions (None without a threshold)."""
+    frame = _predictions_frame(ids, probabilities, threshold=threshold)
+    write_csv(Path(folder) / PREDICTIONS, frame)
+    if threshold is None:
+        return None
+    write_csv(Path(folder) / SUBMISSION, frame[["id", "prediction"]], header=False)
+    return frame["prediction"].to_numpy()
+
+
+def write_fold(fold_dir, valid, valid_probabilities, test, test_probabilities, figures):
+    """A finished fold: its OOF slice (eval_predictions.csv), its test predictions and, last, fold_results.json."""
+    write_eval_predictions(fold_dir, valid["id"].to_numpy(), valid_probabilities, valid["labels"].to_numpy())
+    if test is not None:
+        write_predictions(fold_dir, test["id"].to_numpy(), test_probabilities)
+    write_json(Path(fold_dir) / FOLD_RESULTS, figures)  # last: marks the fold finished
+
+
+def fold_is_finished(fold_dir):
+    return (Path(fold_dir) / FOLD_RESULTS).is_file()
+
+
+def read_fold(fold_dir, valid_ids, test_ids):
+    """A finished fold's validation and test probabilities (test: None without `test_ids`) and its wall time,
+    checked against the current split (a changed split must not mix)."""
+    fold_dir = Path(fold_dir)
+    valid = pd.read_csv(fold_dir / EVAL_PREDICTIONS, dtype={"id": str})
+    if valid["id"].tolist() != [str(i) for i in valid_ids]:
+        raise ScreeningInputError(
+            f"{fold_dir} was made with a different fold split or training file; "
+            "use --overwrite_output_dir (or another --output_dir) to start over"
+        )
+    test = None
+    if test_ids is not None:
+        path = fold_dir / PREDICTIONS
+        if not path.is_file():
+            raise ScreeningInputError(f"{fold_dir} has no test predictions; use --overwrite_output_dir to refit it")
+        frame = pd.read_csv(path, dtype={"id": str})
+        if frame["id"].tolist() != [str(i) for i in test_ids]:
+            raise ScreeningInputError(f"{path} predicts other test ids; use --overwrite_output_dir to refit it")
+        test = frame["probability"].to_numpy(np.float64)
+    wall_time = json.loads((fold_dir / FOLD_RESULTS).read_text()).get("wall_time_s", 0.0)
+    return valid["probability"].to_numpy(np.float64), test, wall_time
+
+
+def write_run_outputs(out, oof_frame, results, test=None, results_name="kfold_results.json", title=None):
+    """oof.csv, predictions.csv + submission.csv (`test`: ids and probabilities, or None) at
+    `results["threshold_used"]`, the results JSON and the report."""
+    from .report import write_report  # matplotlib is imported only when a report is written
+
+    out = Path(out)
+    write_csv(out / OOF, oof_frame)
+    if test is not None:
+        write_predictions(out, *test, results["threshold_used"])
+    write_json(out / results_name, results)
+    write_report(
+        out,
+        oof_frame["label"].to_numpy(),
+        oof_frame["probability"].to_numpy(),
+        results,
+        title=title or f"{out.name}: {results.get('num_folds', '')}-fold OOF",
+        beta=results.get("beta", 7.0),
+    )
+
+
+def read_oof(path):
+    """An oof.csv (id, fold, label, probability), ids as text."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / OOF
+    if not path.is_file():
+        raise ScreeningInputError(f"no OOF file: {path}")
+    frame = pd.read_csv(path, dtype={"id": str})
+    missing = {"id", "fold", "label", "probability"} - set(frame.columns)
+    if missing:
+        raise ScreeningInputError(f"{path} has no column {', '.join(sorted(missing))}")
+    return frame
+
+
+def read_test_predictions(folder):
+    """A run's predictions.csv (ids as text), or None when it has none."""
+    path = Path(folder) / PREDICTIONS
+    return pd.read_csv(path, dtype={"id": str}) if path.is_file() else None
+
+
+def save_metrics(output_dir, split, metrics, all_metrics):
+    """Trainer.save_metrics, atomically: `{split}_results.json`, and `all_results.json` with `all_metrics`
+    (this run's metrics so far, updated in place, so results of an earlier run never leak in)."""
+    all_metrics.update(metrics)
+    write_json(Path(output_dir) / f"{split}_results.json", metrics)
+    write_json(Path(output_dir) / ALL_RESULTS, all_metrics)
+
+
+def save_trainer_state(trainer, output_dir):
+    """Trainer.save_state, atomically."""
+    with atomic_path(Path(output_dir) / TRAINER_STATE) as tmp:
+        trainer.state.save_to_json(str(tmp))
+
+
+def is_complete_checkpoint(folder):
+    """A checkpoint is complete once its trainer state (written last by Trainer) is there and parses; a folder
+    without it was being written when the run died."""
+    try:
+        json.loads((Path(folder) / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def checkpoints(output_dir):
+    """`checkpoint-N` folders of `output_dir`, by step."""
+    found = [p for p in Path(output_dir).iterdir() if p.is_dir() and _CHECKPOINT.match(p.name)]
+    return sorted(found, key=lambda p: int(_CHECKPOINT.match(p.name).group(1)))
+
+
+def last_complete_checkpoint(output_dir):
+    """The complete checkpoint with the highest step, or None; incomplete later ones are skipped with a warning."""
+    for folder in reversed(checkpoints(output_dir)):
+        if is_complete_checkpoint(folder):
+            return folder
+        logger.warning(f"Skipping {folder}: incomplete (no readable {TRAINER_STATE}), the run stopped while saving it")
+    return None
+
+
+def resolve_output_dir(output_dir, result_files, do_train, overwrite=False, resume_from_checkpoint=None):
+    """transformers' convention, checked before anything is written. Returns the checkpoint to resume from.
+
+    - `--resume_from_checkpoint PATH`: PATH must be a complete checkpoint.
+    - `--overwrite_output_dir`: start over, whatever the folder holds.
+    - checkpoints in the folder and `--do_train`: resume from the last complete one.
+    - otherwise, any of `result_files` in the folder is an error (results are never overwritten unasked).
+    """
+    out = Path(output_dir)
+    if resume_from_checkpoint:
+        if not is_complete_checkpoint(resume_from_checkpoint):
+            raise ScreeningInputError(
+                f"--resume_from_checkpoint: {resume_from_checkpoint} is not a complete checkpoint folder "
+                f"(no readable {TRAINER_STATE})"
+            )
+        return str(resume_from_checkpoint)
+    if overwrite or not out.is_dir():
+        return None
+    if do_train:
+        last = last_complete_checkpoint(out)
+        if last is not None:
+            logger.warning(f"Resuming from {last}, the last checkpoint in {out}; --overwrite_output_dir starts over")
+            return str(last)
+    found = [name for name in result_files if (out / name).exists()]
+    if found:
+        raise ScreeningInputError(
+            f"--output_dir {out} already holds results ({', '.join(found)}); "
+            "use --overwrite_output_dir to replace them, or another --output_dir"
+        )
+    return None
