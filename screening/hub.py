@@ -28,9 +28,9 @@ HUB_PATTERNS = (
     "vocab.json",
     "merges.txt",
     "*.model",
-    "all_results.json",
-    "eval_results.json",
-    "train_results.json",
+    outputs.ALL_RESULTS,
+    outputs.results_file("eval"),
+    outputs.results_file("train"),
 )
 CARD_METRICS = ("fbeta", "threshold", "recall", "precision", "roc_auc", "average_precision", "wss_95")
 CARD_METRICS += ("recall_ci_low", "recall_ci_high", "read_share", "wss", "all_positive_fbeta")

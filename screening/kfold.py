@@ -232,7 +232,7 @@ def run_kfold(
         prediction = apply_threshold(test_predictions[1], results["threshold_used"])
         results.update(predicted_set_figures(results, prediction))
     if main_process:
-        outputs.write_run_outputs(out, oof_frame, results, test_predictions, results_name="kfold_results.json")
+        outputs.write_run_outputs(out, oof_frame, results, test_predictions, outputs.results_file("kfold"))
     return results
 
 

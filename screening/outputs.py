@@ -36,6 +36,16 @@ TRAINER_STATE = "trainer_state.json"  # transformers' Trainer writes it last in 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
+def results_file(split):
+    """`<split>_results.json`: train, eval, predict (fine-tune), kfold, stack."""
+    return f"{split}_results.json"
+
+
+# Files that mark a fine-tune --output_dir as holding an earlier run's results: kept unless --overwrite_output_dir.
+RUN_RESULT_FILES = (ALL_RESULTS, *map(results_file, ("train", "eval", "predict")), PREDICTIONS, SUBMISSION)
+RUN_RESULT_FILES += (EVAL_PREDICTIONS, OOF, "model.safetensors")
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temp path beside `path`; on success rename it over `path`, on error remove it."""
@@ -134,7 +144,7 @@ def read_fold(fold_dir, valid_ids, test_ids):
     return valid["probability"].to_numpy(np.float64), test, wall_time
 
 
-def write_run_outputs(out, oof_frame, results, test=None, results_name="kfold_results.json", title=None):
+def write_run_outputs(out, oof_frame, results, test=None, results_name=results_file("kfold"), title=None):
     """oof.csv, predictions.csv + submission.csv (`test`: ids and probabilities, or None) at
     `results["threshold_used"]`, the results JSON and the report."""
     from .report import write_report  # matplotlib is imported only when a report is written
@@ -178,7 +188,7 @@ def save_metrics(output_dir, split, metrics, all_metrics):
     """Trainer.save_metrics, atomically: `{split}_results.json`, and `all_results.json` with `all_metrics`
     (this run's metrics so far, updated in place, so results of an earlier run never leak in)."""
     all_metrics.update(metrics)
-    write_json(Path(output_dir) / f"{split}_results.json", metrics)
+    write_json(Path(output_dir) / results_file(split), metrics)
     write_json(Path(output_dir) / ALL_RESULTS, all_metrics)
 
 

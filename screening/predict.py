@@ -8,7 +8,6 @@ A screening model has one logit; the pipeline applies a sigmoid and reports it u
     screen(classifier, ["A title [SEP] its abstract"])  # [{"label": "exclude", "probability": 0.004}]
 """
 
-
 from .metrics import apply_threshold
 
 

@@ -75,6 +75,7 @@ def plot_threshold_curve(path, labels, scores, beta=7.0, title=""):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     curve = threshold_curve(labels, scores, beta)
     tp, fp, fn = (curve[k].astype(np.float64) for k in ("tp", "fp", "fn"))
     precision = tp / np.maximum(tp + fp, 1)

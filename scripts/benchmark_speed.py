@@ -132,12 +132,6 @@ def load_rows(args):
     return frame, train, test
 
 
-def texts_of(frame, tokenizer):
-    from screening.data import build_texts
-
-    return build_texts(frame, ["title", "abstract"], tokenizer.sep_token)
-
-
 def forward_flops(lengths, config):
     """Forward FLOPs of an encoder over records of these real lengths: 2 x (non-embedding) weights per token
     plus attention scores and mixing (4 x L^2 x hidden per layer)."""
@@ -164,10 +158,12 @@ def build(args, setting):
     return tokenizer, model
 
 
-def make_trainer(args, setting, model, tokenizer, out_dir, cache_dir, train_dataset=None):
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
+def make_trainer(args, setting, model, tokenizer, out_dir, train_dataset=None, max_length=None):
+    """The reference: transformers' Trainer on inputs padded to max_length; every other setting: the library's
+    fine-tune Trainer (screening.trainer.build_trainer) with the setting's fast-path flags."""
+    from transformers import Trainer, TrainingArguments, default_data_collator
 
-    from screening.trainer import FastPathArguments, ScreeningTrainer
+    from screening.trainer import FastPathArguments, build_trainer
 
     training_args = TrainingArguments(
         output_dir=str(out_dir),
@@ -188,33 +184,24 @@ def make_trainer(args, setting, model, tokenizer, out_dir, cache_dir, train_data
             model=model, args=training_args, train_dataset=train_dataset, data_collator=default_data_collator
         )
     fast = FastPathArguments(
-        tokenization_cache_dir=str(cache_dir),
         length_grouped_training=spec(setting)["grouped"],
         length_sorted_prediction=spec(setting)["sorted"],
-    )
-    fast.apply(training_args)
-    return ScreeningTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-        length_sorted_prediction=fast.length_sorted_prediction,
-        prediction_token_budget=fast.prediction_token_budget,
         prediction_precision=spec(setting)["precision"],
-        padding_bucket=fast.padding_bucket,
-        max_length=args.max_seq_length,
+    )
+    return build_trainer(
+        model, tokenizer, training_args, fast, train_dataset, max_length=max_length or args.max_seq_length
     )
 
 
 def tokenize_split(setting, frame, tokenizer, max_length, cache_dir, labels=True):
-    from screening.tokenization import tokenize_texts
+    """The library's tokenization of a table (screening.tokenization.tokenize_frame), padded to max_length for
+    the reference."""
+    from screening.tokenization import tokenize_frame
 
-    texts = texts_of(frame, tokenizer)
-    y = frame["labels"].to_numpy() if labels else None
+    frame = frame if labels else frame.drop(columns="labels", errors="ignore")
     if spec(setting)["padding"] == "max_length":
-        return tokenize_texts(texts, y, tokenizer, max_length, padding="max_length")
-    return tokenize_texts(texts, y, tokenizer, max_length, cache_dir=cache_dir)
+        return tokenize_frame(frame, tokenizer, ["title", "abstract"], max_length, padding="max_length")
+    return tokenize_frame(frame, tokenizer, ["title", "abstract"], max_length, cache_dir=cache_dir)
 
 
 def profile_fast_path(trainer, train_ds, test_ds, rows=8):
@@ -266,7 +253,7 @@ def run_setting(args, setting):
         tokenize_split(setting, train, tokenizer, args.max_seq_length, cache_dir)
         result["tokenize_cached_s"] = time.perf_counter() - start
 
-    trainer = make_trainer(args, setting, model, tokenizer, work / "out", cache_dir, train_ds)
+    trainer = make_trainer(args, setting, model, tokenizer, work / "out", train_ds)
     result["bf16_inference"] = bool(getattr(trainer, "bf16_inference", False))
     result["precision"] = precision_of(trainer)
     result["train_sampling_strategy"] = trainer.args.train_sampling_strategy
@@ -344,7 +331,7 @@ def run_memory(args):
     start = time.perf_counter()
     dataset = tokenize_split("fast", records, tokenizer, max_length, work / "tokenized", labels=False)
     tokenize_s = time.perf_counter() - start
-    trainer = make_trainer(args, "fast", model, tokenizer, work / "out", work / "tokenized")
+    trainer = make_trainer(args, "fast", model, tokenizer, work / "out", max_length=max_length)
     trainer.prediction_collator = shapes = ShapeCounter(trainer.prediction_collator)
     process = psutil.Process()
     samples = []

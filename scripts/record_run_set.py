@@ -15,13 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import DEMO_TEST, ModelTester, tiny_encoder_config, write_demo_train  # noqa: E402
+from tests.conftest import ModelTester, tiny_encoder_config, write_demo_train  # noqa: E402
 
 # Keys whose values differ from run to run whatever the code: clock times, throughput, paths, the command line.
 VOLATILE = ("runtime", "per_second", "wall_time", "command", "total_flos", "output_dir", "logging_dir", "run_name")
@@ -40,8 +39,7 @@ def record(out):
     out.mkdir(parents=True, exist_ok=True)
     data, encoder = out / "data", out / "tiny-bert"
     data.mkdir(exist_ok=True)
-    write_demo_train(data, 12, 108)
-    pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(40).to_csv(data / "test.csv", index=False)
+    write_demo_train(data, 12, 108, test_rows=40)
     tester = ModelTester()
     torch.manual_seed(0)
     from transformers import BertModel

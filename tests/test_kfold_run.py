@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .test_run_classification import run_script
+from .test_run_classification import columns, run_script
 
 ARGS = [
     "--do_train",
@@ -46,11 +46,10 @@ ARGS = [
 
 @pytest.fixture(scope="module")
 def kfold_run(tiny_encoder_dir, tmp_path_factory):
-    from .conftest import DEMO_TEST, write_demo_train
+    from .conftest import write_demo_train
 
     data = tmp_path_factory.mktemp("kfold-data")
-    write_demo_train(data, 6, 54)
-    pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(10).to_csv(data / "test.csv", index=False)
+    write_demo_train(data, 6, 54, test_rows=10)
     out = tmp_path_factory.mktemp("kfold") / "out"
     args = ["--model_name_or_path", tiny_encoder_dir, "--train_file", data / "train.csv"]
     args += ["--test_file", data / "test.csv", "--output_dir", out, *ARGS]
@@ -141,3 +140,16 @@ def test_recall_objective_reaches_every_fold_the_oof_and_the_honest_thresholds(k
     assert results["honest_oof_recall_ci_low"] == honest["recall_ci_low"]
     assert results["expected_missed"] is not None and results["predicted_includes"] >= 0
     assert "honest OOF recall" in result.stdout
+
+
+def test_kfold_run_csv_columns(kfold_run):
+    out, _, _ = kfold_run
+    assert columns(out / "oof.csv") == ["id", "fold", "label", "probability"]
+    assert columns(out / "predictions.csv") == ["id", "probability", "prediction"]
+    assert pd.read_csv(out / "submission.csv", header=None).shape[1] == 2
+    assert sorted(p.name for p in out.glob("*.csv")) == ["oof.csv", "predictions.csv", "submission.csv"]
+    for fold in sorted(out.glob("fold_*")):
+        assert columns(fold / "eval_predictions.csv") == ["id", "probability", "label"]
+        assert columns(fold / "predictions.csv") == ["id", "probability"]
+        assert sorted(p.name for p in fold.glob("*.csv")) == ["eval_predictions.csv", "predictions.csv"]
+        assert (fold / "fold_results.json").is_file()

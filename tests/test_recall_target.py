@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from .conftest import DEMO_TEST, REPO, write_demo_train
+from .conftest import REPO, write_demo_train
 from .test_run_classification import run_script
 
 WARNING = (
@@ -20,8 +20,7 @@ WARNING = (
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("recall-data")
-    write_demo_train(path, 12, 108)
-    pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(30).to_csv(path / "test.csv", index=False)
+    write_demo_train(path, 12, 108, test_rows=30)
     return path
 
 

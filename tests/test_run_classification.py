@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from .conftest import DEMO_TEST, REPO, write_demo_train
+from .conftest import REPO, write_demo_train
 
 TRAIN_ROWS, TEST_ROWS = 120, 40
 
@@ -22,8 +22,7 @@ def run_script(*args, cwd=REPO):
 def small_data(tmp_path_factory):
     """120 training rows with some positives, 40 test rows, cut from the shipped demo data."""
     path = tmp_path_factory.mktemp("data")
-    write_demo_train(path, 12, TRAIN_ROWS - 12)
-    pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(TEST_ROWS).to_csv(path / "test.csv", index=False)
+    write_demo_train(path, 12, TRAIN_ROWS - 12, test_rows=TEST_ROWS)
     return path
 
 
@@ -155,3 +154,18 @@ def test_help_explains_every_flag():
         "--overwrite_output_dir",
     ):
         assert flag in result.stdout, flag
+
+
+def columns(path):
+    return list(pd.read_csv(path, nrows=0).columns)
+
+
+def test_single_run_csv_columns(trained_run):
+    out, _ = trained_run
+    assert columns(out / "eval_predictions.csv") == ["id", "probability", "label", "prediction"]
+    assert columns(out / "predictions.csv") == ["id", "probability", "prediction"]
+    submission = pd.read_csv(out / "submission.csv", header=None)
+    assert submission.shape == (TEST_ROWS, 2) and set(submission[1]) <= {0, 1}  # id, judgement; no header
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert submission[1].tolist() == predictions["prediction"].tolist()
+    assert sorted(p.name for p in out.glob("*.csv")) == ["eval_predictions.csv", "predictions.csv", "submission.csv"]

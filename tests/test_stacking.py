@@ -13,7 +13,7 @@ from screening.pipelines.features import embed, load_encoder
 from screening.pipelines.stacking import blend, stack_runs
 from screening.text import TextOptions
 
-from .conftest import DEMO_TEST, write_demo_train
+from .conftest import write_demo_train
 
 
 def synthetic_run(path, labels, folds, scores, test_scores=None):
@@ -82,8 +82,7 @@ def test_stack_refuses_runs_over_other_records(two_runs, tmp_path):
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo")
-    write_demo_train(path, 12, 108)
-    pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(20).to_csv(path / "test.csv", index=False)
+    write_demo_train(path, 12, 108, test_rows=20)
     return path
 
 

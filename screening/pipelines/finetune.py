@@ -40,9 +40,6 @@ from ..trainer import build_trainer
 
 logger = logging.getLogger(__name__)
 
-# Files that mark --output_dir as holding an earlier run's results: kept unless --overwrite_output_dir.
-RESULT_FILES = (outputs.ALL_RESULTS, "train_results.json", "eval_results.json", "predict_results.json")
-RESULT_FILES += (outputs.PREDICTIONS, outputs.SUBMISSION, outputs.EVAL_PREDICTIONS, outputs.OOF, "model.safetensors")
 SUMMARY_KEYS = ("fbeta", "threshold", "wss_95", "roc_auc", "recall", "recall_ci_low", "recall_ci_high")
 SUMMARY_KEYS += ("read_share", "wss", "precision")
 VALIDATION_KEYS = ("recall", "recall_ci_low", "recall_ci_high", "read_share", "wss", "includes", "includes_found")
@@ -367,7 +364,7 @@ def run(setup):
     # Every check of the user's input runs before Trainer(...) creates output_dir.
     checkpoint = outputs.resolve_output_dir(
         training_args.output_dir,
-        RESULT_FILES,
+        outputs.RUN_RESULT_FILES,
         training_args.do_train,
         data_args.overwrite_output_dir,
         training_args.resume_from_checkpoint,

@@ -113,7 +113,7 @@ def stack_runs(runs, output_dir, method="rank", weights=None, beta=7.0, C=1.0, c
     if blended_test is not None:
         test = (test_ids, blended_test)
         results.update(predicted_set_figures(results, apply_threshold(blended_test, results["threshold_used"])))
-    outputs.write_run_outputs(output_dir, oof_frame, results, test, "stack_results.json", f"{method} blend")
+    outputs.write_run_outputs(output_dir, oof_frame, results, test, outputs.results_file("stack"), f"{method} blend")
     return results
 
 
