@@ -1,6 +1,7 @@
 """What every entry point shares: argument parsing (flags, or one .json/.yaml file; mistakes are one-line
 `ScreeningInputError`s, see `screening.errors.exit_on_input_error`) and the closing summary."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,19 @@ class ArgumentParser(HfArgumentParser):
 
     def error(self, message):
         raise ScreeningInputError(message)
+
+
+class ScriptArgumentParser(argparse.ArgumentParser):
+    """argparse for the benchmark and tool scripts, with the same one-line errors as ArgumentParser."""
+
+    def error(self, message):
+        raise ScreeningInputError(message)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            raise ScreeningInputError(f"unknown arguments: {' '.join(unknown)} (see --help)")
+        return parsed
 
 
 def read_args_file(path):

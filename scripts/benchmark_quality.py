@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 
 from screening import outputs
+from screening.cli import ScriptArgumentParser
+from screening.errors import exit_on_input_error
 from screening.metrics import ThresholdArguments, honest_oof, honest_oof_fbeta, recall_figures, screening_metrics
 from screening.outputs import read_oof
 
@@ -528,7 +530,7 @@ def table(args, reviews):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default="tfidf,features,stack,table", help="Comma-separated: tfidf, features, "
                         "finetune, stack, seeds (CPU pipelines over FOLD_SEEDS), table.")  # fmt: skip
     parser.add_argument("--data_dir", default="../shared/data", help="Folder of the six review CSVs.")
@@ -580,4 +582,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     pd.set_option("display.width", 200)
-    main()
+    exit_on_input_error(main)

@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from screening import outputs  # noqa: E402
+from screening.cli import ScriptArgumentParser  # noqa: E402
+from screening.errors import exit_on_input_error  # noqa: E402
 
 SETTINGS = ("reference", "fast", "fast_attention_dropout_0")
 NO_ATTENTION_DROPOUT = "fast_attention_dropout_0"  # the fast path with --attention_dropout 0: training only
@@ -71,7 +73,7 @@ def spec(setting):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ScriptArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "van_de_Schoot_2018.csv"))
     parser.add_argument("--model", default=None, help="Encoder folder (default: the embedded MiniLM).")
     parser.add_argument("--train_rows", type=int, default=1024, help="Training rows drawn from the review.")
@@ -723,4 +725,4 @@ def write_report(args, results, output, json_path=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_input_error(main)

@@ -11,7 +11,6 @@ a mean row, and each folder's difference from the first. Example (what --attenti
         --labels default attention_dropout_0 --output benchmarks/attention_dropout.md
 """
 
-import argparse
 import json
 import shlex
 import sys
@@ -20,12 +19,14 @@ from pathlib import Path
 import _cli  # noqa: F401  (repo root on sys.path)
 
 from screening import outputs
+from screening.cli import ScriptArgumentParser
+from screening.errors import exit_on_input_error
 
 METRICS = (("honest_oof_fbeta", "honest OOF F7"), ("oof_roc_auc", "OOF AUC"), ("mean_fold_roc_auc", "fold AUC"))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ScriptArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results_dirs", nargs="+", help="Benchmark results folders; the first is the baseline.")
     parser.add_argument("--labels", nargs="+", help="A name per folder (default: the folder names).")
     parser.add_argument("--pipeline", default="minilm_finetune", help="Run folder name inside each review.")
@@ -122,4 +123,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_input_error(main)

@@ -3,7 +3,7 @@
 to show that a change of code shape leaves behaviour unchanged: record it before, record it after, compare.
 
     python scripts/record_run_set.py --output_dir /tmp/before
-    python scripts/record_run_set.py --output_dir /tmp/after --compare /tmp/before
+    python scripts/record_run_set.py --output_dir /tmp/after --compare /tmp/before --report benchmarks/run_set.md
 
 The comparison reads every CSV and JSON file of both sets and reports any difference, timings and the
 the run set's own folder aside (`--compare` exits 1 on a difference). Everything runs in float32 on the CPU.
@@ -20,6 +20,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from screening import outputs  # noqa: E402
+from screening.cli import ScriptArgumentParser  # noqa: E402
+from screening.errors import exit_on_input_error  # noqa: E402
 from tests.conftest import ModelTester, tiny_encoder_config, write_demo_train  # noqa: E402
 
 # Keys whose values differ from run to run whatever the code: clock times, throughput, paths, the command line.
@@ -66,7 +69,7 @@ def stable(value):
     return value
 
 
-def outputs(folder):
+def run_set_files(folder):
     """Relative path -> content of every CSV and JSON file of the run set (data and encoder aside)."""
     found = {}
     for path in sorted(folder.rglob("*")):
@@ -81,26 +84,37 @@ def outputs(folder):
 
 
 def compare(after, before):
-    new, old = outputs(after), outputs(before)
+    """Lines saying how the run set in `after` differs from the one in `before` (the first line counts)."""
+    new, old = run_set_files(after), run_set_files(before)
     lines = [f"only in {before}: {p}" for p in sorted(old.keys() - new.keys())]
     lines += [f"only in {after}: {p}" for p in sorted(new.keys() - old.keys())]
     lines += [f"differs: {p}" for p in sorted(old.keys() & new.keys()) if old[p] != new[p]]
     same = len(old.keys() & new.keys()) - sum(line.startswith("differs") for line in lines)
-    print(f"{same} CSV/JSON files identical (timings and paths aside); {len(lines)} differences")
-    print("\n".join(lines))
-    return not lines
+    return [
+        f"{same} CSV/JSON files identical (timings and the run set's folder aside); {len(lines)} differences"
+    ] + lines
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True, type=Path, help="Where to write the run set.")
     parser.add_argument("--compare", type=Path, help="An earlier run set to compare with; exit 1 on a difference.")
+    parser.add_argument("--report", type=Path, help="With --compare: also write the comparison to this markdown file.")
     args = parser.parse_args(argv)
     record(args.output_dir)
     print(f"Run set in {args.output_dir.resolve()}")
-    if args.compare is not None and not compare(args.output_dir, args.compare):
+    if args.compare is None:
+        return
+    lines = compare(args.output_dir, args.compare)
+    print("\n".join(lines))
+    if args.report is not None:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        body = [f"# Run set: {args.output_dir} against {args.compare}", "", f"Code at {commit.stdout.strip()}."]
+        body += ["Command: `" + " ".join(["python scripts/record_run_set.py", *sys.argv[1:]]) + "`", "", "```"]
+        outputs.write_text(args.report, "\n".join(body + lines + ["```", ""]))
+    if len(lines) > 1:
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_input_error(main)

@@ -12,6 +12,10 @@ ENTRY_POINTS = {
     "scripts/run_tfidf.py": ["--train_file", str(DEMO_TRAIN), "--output_dir", "out"],
     "scripts/run_features.py": ["--train_file", str(DEMO_TRAIN), "--output_dir", "out", "--model_name_or_path", "m"],
     "scripts/stack.py": ["--runs", "a", "b", "--output_dir", "out"],
+    "scripts/benchmark_quality.py": ["--results_dir", "out"],
+    "scripts/benchmark_speed.py": ["--output", "out/speed.md"],
+    "scripts/compare_runs.py": ["a", "--output", "out/table.md"],
+    "scripts/record_run_set.py": ["--output_dir", "out"],
 }
 
 
@@ -37,7 +41,7 @@ def test_unknown_flag_is_a_one_line_error(script, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("script", ["run_classification.py", "scripts/run_tfidf.py"])
+@pytest.mark.parametrize("script", ["run_classification.py", "scripts/run_tfidf.py", "scripts/run_features.py"])
 def test_missing_column_is_a_one_line_error(script, tiny_encoder_dir, tmp_path):
     args = [*ENTRY_POINTS[script], "--label_column", "label"]
     if script == "run_classification.py":
@@ -45,4 +49,13 @@ def test_missing_column_is_a_one_line_error(script, tiny_encoder_dir, tmp_path):
                 str(DEMO_TRAIN), "--label_column", "label", "--use_cpu"]  # fmt: skip
     result = run(script, args, tmp_path)
     assert_one_line_error(result, "no column 'label' (set by --label_column)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_stack_names_the_missing_oof_column(tmp_path):
+    for run_dir in ("a", "b"):
+        (tmp_path / run_dir).mkdir()
+        (tmp_path / run_dir / "oof.csv").write_text("id,fold,probability\n1,0,0.5\n")
+    result = run("scripts/stack.py", ENTRY_POINTS["scripts/stack.py"], tmp_path)
+    assert_one_line_error(result, "a/oof.csv has no column label")
     assert not (tmp_path / "out").exists()

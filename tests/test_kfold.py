@@ -161,3 +161,13 @@ def test_sample_negatives_keeps_every_positive_and_the_ratio():
     assert sampled.equals(sample_negatives(frame, 3, seed=1))
     assert not sampled.equals(sample_negatives(frame, 3, seed=2))
     assert len(sample_negatives(frame, 50, seed=1)) == 100  # fewer negatives than asked: all of them
+
+
+def test_sklearn_pipelines_are_always_k_fold():
+    from screening.pipelines.sklearn import SklearnCrossValidationArguments
+
+    assert SklearnCrossValidationArguments().num_folds == 5  # the default is in --help, not rewritten later
+    with pytest.raises(ScreeningInputError, match="--num_folds must be at least 2; got 0"):
+        SklearnCrossValidationArguments(num_folds=0).check()
+    with pytest.raises(ScreeningInputError, match="--fold_ensemble must be one of"):
+        SklearnCrossValidationArguments(fold_ensemble="median").check()

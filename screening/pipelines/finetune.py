@@ -88,7 +88,6 @@ def check_args(model_args, data_args, training_args, fast_args, cv_args, thresho
     if fast_args.padding_bucket < 1:
         raise ScreeningInputError(f"--padding_bucket must be at least 1; got {fast_args.padding_bucket}")
     threshold_args.check()
-    cv_args.check()
     if cv_args.num_folds and not training_args.do_train:
         raise ScreeningInputError("--num_folds needs --do_train (each fold trains its own model)")
     if cv_args.num_folds and data_args.validation_file:

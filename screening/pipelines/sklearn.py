@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..cli import print_summary
 from ..data import load_kfold_data
+from ..errors import ScreeningInputError
 from ..kfold import CrossValidationArguments, run_kfold, summary_figures
 from ..metrics import ThresholdArguments
 from ..text import resolve_text_options
@@ -41,13 +42,17 @@ class SklearnCrossValidationArguments(CrossValidationArguments):
         },
     )
 
+    def check(self):
+        if self.num_folds < 2:
+            raise ScreeningInputError(f"--num_folds must be at least 2; got {self.num_folds}")
+        super().check()
+
 
 def run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv=None, model_dir=None, threshold_args=None):
     """Load, run K folds with `make_fit_fold(train, test, text_options)` (its text options: the flags over those
     saved with a screening model in `model_dir`), thresholds chosen by `threshold_args` (a ThresholdArguments;
     default best F-beta), and print the summary. Returns the K-fold results."""
     rule = (threshold_args or ThresholdArguments()).resolved()  # a bad value stops the run before any work
-    cv_args.check()
     text_options = resolve_text_options(text_args, model_dir)
     train, test, groups = load_kfold_data(
         run_args.train_file,
