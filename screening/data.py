@@ -138,12 +138,20 @@ def load_split(path, text_columns, id_column, label_column=None, flag="--train_f
     return out.reset_index(drop=True)
 
 
-def load_kfold_data(train_file, test_file, text_columns, id_column, label_column, group_column=None):
-    """Training frame (id, text columns, labels[, group column]) with both labels, test frame or None, and the
-    groups or None."""
+def first_rows(frame, limit):
+    """The first `limit` records of `frame` (all when `limit` or `frame` is None): the --max_*_samples cut."""
+    return frame if frame is None or limit is None else frame.iloc[:limit].reset_index(drop=True)
+
+
+def load_kfold_data(
+    train_file, test_file, text_columns, id_column, label_column, group_column=None, max_train=None, max_test=None
+):
+    """Training frame (id, text columns, labels[, group column]) cut to its first `max_train` records and
+    checked for both labels, test frame (first `max_test` records) or None, and the training groups or None."""
     extra = [group_column] if group_column and group_column not in text_columns else []
     train = load_split(train_file, list(text_columns) + extra, id_column, label_column, "--train_file")
+    train = first_rows(train, max_train)
     check_two_classes(train["labels"], train_file, "--train_file")
     test = load_split(test_file, text_columns, id_column, None, "--test_file") if test_file else None
     groups = train[group_column].to_numpy() if group_column else None
-    return train, test, groups
+    return train, first_rows(test, max_test), groups

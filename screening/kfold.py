@@ -197,8 +197,7 @@ def run_kfold(
                 figures = screening_metrics(valid["labels"].to_numpy(), output.valid_probabilities, beta, rule)
                 figures.update(records=len(valid), positives=int(valid["labels"].sum()))
                 figures.update(wall_time_s=round(fold_times[-1], 1))
-                test_probabilities = output.test_probabilities
-                outputs.write_fold(fold_dir, valid, output.valid_probabilities, test, test_probabilities, figures)
+                outputs.write_fold(fold_dir, valid, output, test, figures)
         raw_oof[inside] = output.valid_probabilities
         if cv.fold_normalization == "rank":
             oof[inside] = rank_normalize(output.valid_probabilities, output.valid_probabilities)

@@ -99,21 +99,19 @@ def write_eval_predictions(folder, ids, probabilities, labels, threshold=None):
 
 
 def write_predictions(folder, ids, probabilities, threshold=None):
-    """predictions.csv (id, probability); with `threshold` also its prediction column and submission.csv.
-    Returns the 0/1 predictions (None without a threshold)."""
+    """predictions.csv (id, probability); with `threshold` also its prediction column and submission.csv."""
     frame = _predictions_frame(ids, probabilities, threshold=threshold)
     write_csv(Path(folder) / PREDICTIONS, frame)
-    if threshold is None:
-        return None
-    write_csv(Path(folder) / SUBMISSION, frame[["id", "prediction"]], header=False)
-    return frame["prediction"].to_numpy()
+    if threshold is not None:
+        write_csv(Path(folder) / SUBMISSION, frame[["id", "prediction"]], header=False)
 
 
-def write_fold(fold_dir, valid, valid_probabilities, test, test_probabilities, figures):
-    """A finished fold: its OOF slice (eval_predictions.csv), its test predictions and, last, fold_results.json."""
-    write_eval_predictions(fold_dir, valid["id"].to_numpy(), valid_probabilities, valid["labels"].to_numpy())
+def write_fold(fold_dir, valid, output, test, figures):
+    """A finished fold: its OOF slice (eval_predictions.csv), its test predictions (`output`: a FoldOutput) and,
+    last, fold_results.json."""
+    write_eval_predictions(fold_dir, valid["id"].to_numpy(), output.valid_probabilities, valid["labels"].to_numpy())
     if test is not None:
-        write_predictions(fold_dir, test["id"].to_numpy(), test_probabilities)
+        write_predictions(fold_dir, test["id"].to_numpy(), output.test_probabilities)
     write_json(Path(fold_dir) / FOLD_RESULTS, figures)  # last: marks the fold finished
 
 

@@ -4,6 +4,8 @@ K-fold run are pinned in test_run_classification.py and test_kfold_run.py, on th
 import ast
 import re
 
+import pandas as pd
+
 from screening import outputs
 
 from .conftest import REPO
@@ -23,8 +25,8 @@ def test_run_file_names_are_written_only_in_outputs():
 
 
 def test_predictions_writer_without_threshold_writes_no_submission(tmp_path):
-    assert outputs.write_predictions(tmp_path, ["a", "b"], [0.2, 0.7]) is None
+    outputs.write_predictions(tmp_path, ["a", "b"], [0.2, 0.7])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
-    labels = outputs.write_predictions(tmp_path, ["a", "b"], [0.2, 0.7], threshold=0.7)
-    assert labels.tolist() == [0, 1]  # p >= t
+    outputs.write_predictions(tmp_path, ["a", "b"], [0.2, 0.7], threshold=0.7)
+    assert pd.read_csv(tmp_path / "predictions.csv")["prediction"].tolist() == [0, 1]  # p >= t
     assert (tmp_path / "submission.csv").read_text() == "a,0\nb,1\n"

@@ -22,7 +22,7 @@ from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
 
 from .. import hub, outputs
-from ..data import check_two_classes, load_kfold_data, load_split, sample_negatives
+from ..data import check_two_classes, first_rows, load_kfold_data, load_split, sample_negatives
 from ..errors import ScreeningInputError
 from ..kfold import FoldOutput, run_kfold, summary_figures
 from ..metrics import (
@@ -107,11 +107,6 @@ def threshold_rule(threshold_args, model_name_or_path):
         if not isinstance(saved, dict) or saved.get("model_type") != "screening":
             saved = None
     return threshold_args.resolved(saved)
-
-
-def first_rows(frame, limit):
-    """The first `limit` records of `frame` (all when `limit` or `frame` is None): the --max_*_samples cut."""
-    return frame if frame is None or limit is None else frame.iloc[:limit].reset_index(drop=True)
 
 
 def load_data(data_args, training_args):
@@ -411,11 +406,9 @@ def cross_validate(setup):
         data_args.id_column,
         data_args.label_column,
         cv_args.group_column,
+        max_train=data_args.max_train_samples,
+        max_test=data_args.max_predict_samples,
     )
-    train = first_rows(train, data_args.max_train_samples)
-    groups = groups if groups is None else groups[: len(train)]
-    test = first_rows(test, data_args.max_predict_samples)
-    check_two_classes(train["labels"], data_args.train_file, "--train_file")  # after the cut
     results = run_kfold(
         train,
         test,
