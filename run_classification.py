@@ -21,6 +21,7 @@ from transformers import TrainingArguments
 import screening.cli
 from modeling import HEADS
 from modeling.configuration_screening import LOSS_TYPES
+from screening.data import DatasetArguments
 from screening.errors import exit_on_input_error
 from screening.kfold import CrossValidationArguments
 from screening.metrics import ThresholdArguments
@@ -96,8 +97,9 @@ class ModelArguments:
 
 
 @dataclass
-class DataTrainingArguments:
-    """What data to train, evaluate and predict on, and how to turn records into model inputs."""
+class DataTrainingArguments(DatasetArguments):
+    """What data to train, evaluate and predict on (files, or the splits of --dataset_name), and how to turn
+    records into model inputs."""
 
     train_file: str | None = field(default=None, metadata={"help": "Labelled training data (.csv or .jsonl)."})
     validation_file: str | None = field(

@@ -1,7 +1,10 @@
-"""Loading and checking screening tables (CSV or JSON lines): columns, ids, 0/1 labels, both classes."""
+"""Loading and checking screening tables (CSV or JSON lines files, or a dataset read by `datasets.load_dataset`):
+columns, ids, 0/1 labels, both classes."""
 
 import difflib
+import functools
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -122,10 +125,125 @@ def sample_negatives(frame, ratio, seed):
     return frame.iloc[rows].reset_index(drop=True)
 
 
-def load_split(path, text_columns, id_column, label_column=None, flag="--train_file"):
-    """Read and check one file. Returns a DataFrame with the text columns, `id` and, when
-    `label_column` is given, integer `labels`."""
-    frame = read_table(path, flag)
+@dataclass
+class DatasetArguments:
+    """A dataset read with `datasets.load_dataset` (a Hub dataset or a local dataset folder), instead of files.
+    The fields and their names are those of transformers' example `run_classification.py`."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset on the Hugging Face Hub, or a local dataset folder (data files and a README.md with "
+            "its `configs:` block), read with datasets.load_dataset instead of --train_file/--validation_file/"
+            "--test_file. Its splits need the same columns as the files."
+        },
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The dataset's configuration (subset), if it has several."}
+    )
+    train_split_name: str | None = field(
+        default=None, metadata={"help": "The labelled training split of --dataset_name (default 'train')."}
+    )
+    validation_split_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "The labelled validation split of --dataset_name (default 'validation' where the dataset has "
+            "one; else --validation_split_percentage of the training split is held out)."
+        },
+    )
+    test_split_name: str | None = field(
+        default=None,
+        metadata={"help": "The split to predict, for --do_predict (default 'test' where the dataset has one)."},
+    )
+
+    def data_sources(self, validation=True, test=True, require_test=False):
+        """(train, validation, test) of this run: the files as given, or `DatasetSplit`s of --dataset_name; None
+        where there is none or it is not wanted (K-fold runs validate on each fold in turn). Giving both a
+        dataset and files is an error, and so are a split named but not wanted and, with `require_test`, a
+        wanted test split the dataset lacks."""
+        files = [getattr(self, f"{role}_file", None) for role in ("train", "validation", "test")]
+        split_names = (self.train_split_name, self.validation_split_name, self.test_split_name)
+        if not self.dataset_name:
+            given = [f"--{f}" for f in ("dataset_config_name", *SPLIT_FLAGS) if getattr(self, f)]
+            if given:
+                raise ScreeningInputError(f"{', '.join(given)} needs --dataset_name")
+            return tuple(files)
+        given = [f"--{role}_file" for role, path in zip(("train", "validation", "test"), files) if path]
+        if given:
+            raise ScreeningInputError(f"--dataset_name reads the data: drop {', '.join(given)}, or --dataset_name")
+        if self.validation_split_name and not validation:
+            raise ScreeningInputError("--validation_split_name: a K-fold run validates on each fold in turn; drop it")
+        names = list(load_dataset_dict(self.dataset_name, self.dataset_config_name))
+        sources = []
+        wanted = (True, validation, test)
+        for flag, given_name, default, want in zip(SPLIT_FLAGS, split_names, SPLIT_DEFAULTS, wanted):
+            split = given_name or default
+            if given_name and split not in names:
+                raise ScreeningInputError(
+                    f"--{flag}: dataset {self.dataset_name} has no split {split!r}; its splits: {', '.join(names)}"
+                )
+            present = want and split in names
+            if flag == "test_split_name" and want and require_test and not present:
+                raise ScreeningInputError(
+                    f"--do_predict: dataset {self.dataset_name} has no split {split!r}; its splits: {', '.join(names)}"
+                    "; name the one to predict with --test_split_name"
+                )
+            sources.append(DatasetSplit(self.dataset_name, self.dataset_config_name, split) if present else None)
+        return tuple(sources)
+
+
+SPLIT_FLAGS = ("train_split_name", "validation_split_name", "test_split_name")
+SPLIT_DEFAULTS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """One split of a dataset read with `datasets.load_dataset`; its str names it in messages."""
+
+    name: str
+    config: str | None
+    split: str
+
+    def __str__(self):
+        config = f", config {self.config!r}" if self.config else ""
+        return f"{self.name} (split {self.split!r}{config})"
+
+    def read(self):
+        """The split as a table of text columns, as `read_table` gives a file ('' where a value is missing)."""
+        frame = load_dataset_dict(self.name, self.config)[self.split].to_pandas()
+        if frame.empty:
+            raise ScreeningInputError(f"--dataset_name: {self} has no records")
+        return frame.astype(object).where(frame.notna(), "").astype(str)
+
+
+@functools.cache
+def load_dataset_dict(name, config=None):
+    """`datasets.load_dataset(name, config)` once per run; a dataset that cannot be loaded is a one-line error."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(name, config)
+    except Exception as err:  # datasets raises many types: not found, offline, bad config, unparsable files
+        first = " ".join(str(err).split()) or type(err).__name__
+        raise ScreeningInputError(
+            f"--dataset_name {name}: could not load it with datasets.load_dataset ({first[:300]}); give a local "
+            "dataset folder or a Hub dataset that can be reached"
+        ) from None
+    if not isinstance(loaded, datasets.DatasetDict):
+        raise ScreeningInputError(f"--dataset_name {name}: expected a dataset with named splits")
+    return loaded
+
+
+def source_flag(source, flag):
+    """The flag that named `source` in messages: `flag` for a file, --dataset_name for a dataset split."""
+    return "--dataset_name" if isinstance(source, DatasetSplit) else flag
+
+
+def load_split(source, text_columns, id_column, label_column=None, flag="--train_file"):
+    """Read and check one file (named by `flag`) or `DatasetSplit`. Returns a DataFrame with the text columns,
+    `id` and, when `label_column` is given, integer `labels`."""
+    path, flag = source, source_flag(source, flag)
+    frame = source.read() if isinstance(source, DatasetSplit) else read_table(source, flag)
     column_flags = {id_column: "--id_column", **{c: "--text_columns" for c in text_columns}}
     if label_column:
         column_flags[label_column] = "--label_column"
@@ -144,14 +262,15 @@ def first_rows(frame, limit):
 
 
 def load_kfold_data(
-    train_file, test_file, text_columns, id_column, label_column, group_column=None, max_train=None, max_test=None
+    train_source, test_source, text_columns, id_column, label_column, group_column=None, max_train=None, max_test=None
 ):
     """Training frame (id, text columns, labels[, group column]) cut to its first `max_train` records and
-    checked for both labels, test frame (first `max_test` records) or None, and the training groups or None."""
+    checked for both labels, test frame (first `max_test` records) or None, and the training groups or None.
+    A source is a file path or a `DatasetSplit`."""
     extra = [group_column] if group_column and group_column not in text_columns else []
-    train = load_split(train_file, list(text_columns) + extra, id_column, label_column, "--train_file")
+    train = load_split(train_source, list(text_columns) + extra, id_column, label_column, "--train_file")
     train = first_rows(train, max_train)
-    check_two_classes(train["labels"], train_file, "--train_file")
-    test = load_split(test_file, text_columns, id_column, None, "--test_file") if test_file else None
+    check_two_classes(train["labels"], train_source, source_flag(train_source, "--train_file"))
+    test = load_split(test_source, text_columns, id_column, None, "--test_file") if test_source else None
     groups = train[group_column].to_numpy() if group_column else None
     return train, first_rows(test, max_test), groups

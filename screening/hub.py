@@ -71,13 +71,17 @@ def training_settings(model_args, data_args, training_args, model):
 
 def dataset_description(data_args, train, validation):
     """(name, type, split) naming the data the threshold and metrics come from."""
-    source = data_args.validation_file or data_args.train_file
-    if data_args.validation_file:
-        name = f"{Path(source).name} ({len(validation)} records)"
+    if data_args.dataset_name:
+        _, split, _ = data_args.data_sources(test=False)
+        name, kind = f"{data_args.dataset_name}", data_args.dataset_name
+        where = f"split {split.split!r} of {name}" if split else None
     else:
-        name = f"{data_args.validation_split_percentage:g}% stratified hold-out of {Path(source).name}"
-        name += f" ({len(validation)} records)"
-    return name, Path(source).stem, "validation"
+        source = data_args.validation_file or data_args.train_file
+        where = Path(source).name if data_args.validation_file else None
+        name, kind = Path(source).name, Path(source).stem
+    if where is None:
+        where = f"{data_args.validation_split_percentage:g}% stratified hold-out of {name}"
+    return f"{where} ({len(validation)} records)", kind, "validation"
 
 
 def model_card(model_name, metrics, settings, dataset, train_records=None):

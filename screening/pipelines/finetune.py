@@ -22,7 +22,7 @@ from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
 
 from .. import hub, outputs
-from ..data import check_two_classes, first_rows, load_kfold_data, load_split, sample_negatives
+from ..data import check_two_classes, first_rows, load_kfold_data, load_split, sample_negatives, source_flag
 from ..errors import ScreeningInputError
 from ..kfold import FoldOutput, run_kfold, summary_figures
 from ..metrics import (
@@ -63,12 +63,14 @@ def check_args(model_args, data_args, training_args, fast_args, cv_args, thresho
     """Every check of the flags, before anything is loaded or written."""
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise ScreeningInputError("nothing to do: give at least one of --do_train, --do_eval, --do_predict")
-    if training_args.do_train and not data_args.train_file:
-        raise ScreeningInputError("--do_train needs --train_file")
-    if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
-        raise ScreeningInputError("--do_eval needs --validation_file (or --train_file to split one off)")
-    if training_args.do_predict and not data_args.test_file:
-        raise ScreeningInputError("--do_predict needs --test_file")
+    if training_args.do_train and not (data_args.train_file or data_args.dataset_name):
+        raise ScreeningInputError("--do_train needs --train_file or --dataset_name")
+    if training_args.do_eval and not (data_args.validation_file or data_args.train_file or data_args.dataset_name):
+        raise ScreeningInputError(
+            "--do_eval needs --validation_file (or --train_file to split one off) or --dataset_name"
+        )
+    if training_args.do_predict and not (data_args.test_file or data_args.dataset_name):
+        raise ScreeningInputError("--do_predict needs --test_file or --dataset_name")
     if model_args.head_type is not None and model_args.head_type not in HEADS:
         raise ScreeningInputError(f"--head_type must be one of {', '.join(HEADS)}; got {model_args.head_type!r}")
     if model_args.loss_type is not None and model_args.loss_type not in LOSS_TYPES:
@@ -110,13 +112,16 @@ def threshold_rule(threshold_args, model_name_or_path):
 
 
 def load_data(data_args, training_args):
-    """Train / validation / test DataFrames of a single run (None where not needed)."""
+    """Train / validation / test DataFrames of a single run (None where not needed), from files or the splits of
+    --dataset_name."""
     cols, id_col, label_col = data_args.text_column_list, data_args.id_column, data_args.label_column
+    sources = data_args.data_sources(test=training_args.do_predict, require_test=True)
+    train_source, validation_source, test_source = sources
     train = validation = test = None
-    if data_args.train_file and (training_args.do_train or not data_args.validation_file):
-        train = load_split(data_args.train_file, cols, id_col, label_col, "--train_file")
-    if data_args.validation_file and (training_args.do_train or training_args.do_eval):
-        validation = load_split(data_args.validation_file, cols, id_col, label_col, "--validation_file")
+    if train_source and (training_args.do_train or not validation_source):
+        train = load_split(train_source, cols, id_col, label_col, "--train_file")
+    if validation_source and (training_args.do_train or training_args.do_eval):
+        validation = load_split(validation_source, cols, id_col, label_col, "--validation_file")
     elif train is not None and data_args.validation_split_percentage > 0:
         fraction = data_args.validation_split_percentage / 100
         stratify = train["labels"] if train["labels"].value_counts().min() >= 2 else None
@@ -128,18 +133,20 @@ def load_data(data_args, training_args):
     if training_args.do_eval and validation is None:
         raise ScreeningInputError("--do_eval: no validation data (give --validation_file or a split percentage > 0)")
     if training_args.do_predict:
-        test = load_split(data_args.test_file, cols, id_col, None, "--test_file")
+        test = load_split(test_source, cols, id_col, None, "--test_file")
     train = first_rows(train, data_args.max_train_samples)
     validation = first_rows(validation, data_args.max_eval_samples)
     test = first_rows(test, data_args.max_predict_samples)
     if training_args.do_train:
-        check_two_classes(train["labels"], data_args.train_file, "--train_file")
+        check_two_classes(train["labels"], train_source, source_flag(train_source, "--train_file"))
     if training_args.do_eval:  # the threshold is tuned on it
-        if data_args.validation_file:
-            check_two_classes(validation["labels"], data_args.validation_file, "--validation_file", "validation data")
+        if validation_source:
+            flag = source_flag(validation_source, "--validation_file")
+            check_two_classes(validation["labels"], validation_source, flag, "validation data")
         else:
-            fix = "give --validation_file or a larger --validation_split_percentage"
-            check_two_classes(validation["labels"], data_args.train_file, "--train_file", "validation split", fix)
+            fix = "give validation data or a larger --validation_split_percentage"
+            flag = source_flag(train_source, "--train_file")
+            check_two_classes(validation["labels"], train_source, flag, "validation split", fix)
     return train, validation, test
 
 
@@ -399,9 +406,12 @@ def cross_validate(setup):
     """K-fold: `fit_fold` on every fold into output_dir/fold_<k>, then OOF and fold-averaged test predictions
     (screening.kfold.run_kfold). Finished folds are skipped on a rerun. Returns (summary, K-fold results)."""
     data_args, training_args, cv_args = setup.data_args, setup.training_args, setup.cv_args
+    train_source, _, test_source = data_args.data_sources(
+        validation=False, test=training_args.do_predict, require_test=True
+    )
     train, test, groups = load_kfold_data(
-        data_args.train_file,
-        data_args.test_file if training_args.do_predict else None,
+        train_source,
+        test_source,
         data_args.text_column_list,
         data_args.id_column,
         data_args.label_column,
@@ -421,7 +431,7 @@ def cross_validate(setup):
         main_process=training_args.process_index == 0,
         command=" ".join(sys.argv),
         rule=setup.rule,
-        train_file=data_args.train_file,
+        train_file=train_source,
     )
     return summary_figures(results), results
 

@@ -5,18 +5,20 @@ import sys
 from dataclasses import dataclass, field
 
 from ..cli import print_summary
-from ..data import load_kfold_data
+from ..data import DatasetArguments, load_kfold_data
 from ..errors import ScreeningInputError
 from ..kfold import CrossValidationArguments, run_kfold, summary_figures
 from ..metrics import ThresholdArguments
 from ..text import resolve_text_options
 
 
-@dataclass
-class RunArguments:
+@dataclass(kw_only=True)
+class RunArguments(DatasetArguments):
     """Data and output of a scikit-learn K-fold run (the same flags as run_classification.py)."""
 
-    train_file: str = field(metadata={"help": "Labelled training data (.csv or .jsonl)."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Labelled training data (.csv or .jsonl); or give --dataset_name."}
+    )
     output_dir: str = field(metadata={"help": "Where oof.csv, kfold_results.json, predictions and fold_<k>/ go."})
     test_file: str | None = field(default=None, metadata={"help": "Data to predict (fold-averaged)."})
     text_columns: str = field(default="title,abstract", metadata={"help": "Comma-separated text columns."})
@@ -54,9 +56,12 @@ def run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv=None, mo
     default best F-beta), and print the summary. Returns the K-fold results."""
     rule = (threshold_args or ThresholdArguments()).resolved()  # a bad value stops the run before any work
     text_options = resolve_text_options(text_args, model_dir)
+    train_source, _, test_source = run_args.data_sources(validation=False)
+    if train_source is None:
+        raise ScreeningInputError("give the labelled data: --train_file or --dataset_name")
     train, test, groups = load_kfold_data(
-        run_args.train_file,
-        run_args.test_file,
+        train_source,
+        test_source,
         run_args.text_column_list,
         run_args.id_column,
         run_args.label_column,
@@ -73,7 +78,7 @@ def run_sklearn_kfold(run_args, cv_args, text_args, make_fit_fold, argv=None, mo
         overwrite=run_args.overwrite_output_dir,
         command=" ".join(argv or sys.argv),
         rule=rule,
-        train_file=run_args.train_file,
+        train_file=train_source,
     )
     print_summary(summary_figures(results), results, run_args.output_dir)
     return results
