@@ -172,5 +172,6 @@ def test_dataset_and_files_together_is_a_one_line_error(data, tmp_path):
 def test_missing_column_in_a_dataset_is_a_one_line_error(data, tmp_path):
     args = ["--dataset_name", data / "hub_dataset", "--label_column", "label", "--output_dir", "out"]
     result = run_script("scripts/run_tfidf.py", args, tmp_path)
-    assert_one_line_error(result, "--dataset_name: ", "(split 'train')", "has no column 'label' (set by --label_column)")
+    missing = "has no column 'label' (set by --label_column)"
+    assert_one_line_error(result, "--dataset_name: ", "(split 'train')", missing)
     assert not (tmp_path / "out").exists()
