@@ -462,7 +462,7 @@ def to_markdown(args, results, command, notes=None):
         *[f"- {stages}: `{cmd}`" for stages, cmd in results.get("commands", {stages_of(command): command}).items()],
         "",
         f"Latest run: {results['machine']}. torch {results['torch']}, transformers {results['transformers']}. "
-        "The CPU kinds of this project's machines differ from one session to the next, so each section below "
+        "The CPU kinds of this project's machines differ from one run to the next, so each section below "
         "names the machine its figures come from and the precision each setting ran in.",
         f"fp32 matmul ceiling (speed stage; {results['ceiling'].get('machine', '?')}): "
         f"{results['ceiling']['fp32_gflops']:.0f} GFLOP/s (bf16: {results['ceiling']['bf16_gflops']:.2f} GFLOP/s; "

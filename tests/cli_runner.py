@@ -1,4 +1,5 @@
-"""Run `run_classification.py` in child processes without paying for its imports each time.
+"""Child processes of the tests: `run_command` runs any command with a time limit; `run`/`start` run
+`run_classification.py` without paying for its imports each time.
 
 A forkserver imports run_classification (torch, transformers, datasets) once; every run is then a fresh
 forked process that sets `sys.argv` and calls `run_classification.cli()`, exactly what
@@ -8,10 +9,42 @@ forked process that sets `sys.argv` and calls `run_classification.cli()`, exactl
 
 import multiprocessing
 import os
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+TIMEOUT = 600
+"""Seconds any child process of a test may run; past it the test fails with the child's last output."""
+
+
+def last_lines(*texts, n=60):
+    """The last `n` lines of the texts joined (for failure messages)."""
+    return "\n".join("\n".join(t or "" for t in texts).strip().splitlines()[-n:])
+
+
+def run_command(command, cwd=None, env=None, timeout=TIMEOUT):
+    """Run `command` with captured text output and no standard input, in its own process group. A child still
+    running after `timeout` seconds is killed with everything it started, and the test fails with its last lines
+    of output: a test never hangs on a child."""
+    command = list(map(str, command))
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"{' '.join(command)[:300]} did not finish in {timeout} s; its last output:\n"
+                        f"{last_lines(stdout, stderr)}")  # fmt: skip
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
 
 _context = None
 
@@ -44,12 +77,15 @@ class Run:
     stdout_path: Path
     stderr_path: Path
 
-    def wait(self, timeout=300):
+    def wait(self, timeout=TIMEOUT):
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
-            raise TimeoutError(f"run_classification did not finish in {timeout} s")
+            pytest.fail(
+                f"run_classification did not finish in {timeout} s; its last output:\n"
+                f"{last_lines(self.stdout, self.stderr)}"
+            )
         return self
 
     @property
@@ -76,5 +112,5 @@ def start(argv, log_dir):
     return run
 
 
-def run(argv, log_dir, timeout=300):
+def run(argv, log_dir, timeout=TIMEOUT):
     return start(argv, log_dir).wait(timeout)

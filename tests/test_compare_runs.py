@@ -1,9 +1,10 @@
 """scripts/compare_runs.py: one pipeline's runs from several benchmark folders, side by side."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
+
+from .cli_runner import run_command
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
 
@@ -17,7 +18,7 @@ def write_run(root, review, f7, auc, wall):
 
 
 def compare(*argv):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, argv)], capture_output=True, text=True)
+    return run_command([sys.executable, SCRIPT, *argv])
 
 
 def test_table_means_and_differences(tmp_path):

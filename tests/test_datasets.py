@@ -3,7 +3,6 @@ files; mistakes are one-line errors."""
 
 import json
 import os
-import subprocess
 import sys
 
 import pandas as pd
@@ -13,6 +12,7 @@ from screening.data import DatasetArguments, DatasetSplit
 from screening.errors import ScreeningInputError
 
 from . import cli_runner
+from .cli_runner import run_command
 from .conftest import REPO, write_demo_train
 from .test_entry_points import assert_one_line_error
 
@@ -57,14 +57,7 @@ def offline_cache(tmp_path, monkeypatch):
 
 
 def run_script(script, args, cwd):
-    return subprocess.run(
-        [sys.executable, str(REPO / script), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=os.environ.copy(),
-    )
+    return run_command([sys.executable, REPO / script, *args], cwd=cwd, env=os.environ.copy())
 
 
 def read_outputs(out, names):

@@ -1,15 +1,18 @@
 """Scale-out on CPU: 2-process DDP (torchrun, gloo), DeepSpeed ZeRO-2/ZeRO-3 (DS_ACCELERATOR=cpu), bf16, fp16 refusal.
 
-DeepSpeed compiles a small op with g++ the first time it starts on a machine (a minute or two); later runs
-load it from ~/.cache/torch_extensions.
+Every launcher is the running interpreter's (`sys.executable -m ...`), every child has a time limit and a failure
+shows its last lines of output. DeepSpeed compiles a small op with g++ the first time it starts (a minute or
+two): here into this test run's own TORCH_EXTENSIONS_DIR, once per run, while the default folder of the
+children's HOME holds a stale lock (what a build killed half-way leaves), which would otherwise make them wait
+forever.
 """
 
 import json
 import os
 import re
 import socket
-import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ from transformers import AutoTokenizer
 from modeling import ScreeningForSequenceClassification
 from screening.metrics import screening_metrics
 
+from .cli_runner import last_lines, run_command
 from .conftest import DEMO_TRAIN, REPO
 
 pytest.importorskip("deepspeed")
@@ -35,8 +39,38 @@ def free_port():
 
 
 def run(command, env=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(list(map(str, command)), cwd=REPO, env=env, capture_output=True, text=True)
+    return run_command(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", **CHILD_ENV, **(env or {})})
+
+
+def output(result):
+    return last_lines(result.stdout, result.stderr)
+
+
+CHILD_ENV = {}
+"""HOME and TORCH_EXTENSIONS_DIR of every child, set once per test run by `extensions_dir`."""
+SHM_OP = "deepspeed_shm_comm"
+
+
+def default_build_dir(env):
+    """Where torch builds DeepSpeed's shared-memory op without TORCH_EXTENSIONS_DIR, for a child with `env`."""
+    code = f"from torch.utils.cpp_extension import _get_build_directory as d; print(d({SHM_OP!r}, False))"
+    env = {k: v for k, v in {**os.environ, **env}.items() if k != "TORCH_EXTENSIONS_DIR"}
+    result = run_command([sys.executable, "-c", code], env=env, timeout=120)
+    assert result.returncode == 0, output(result)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def extensions_dir(tmp_path_factory):
+    """This run's own extensions folder, and a HOME whose default extensions folder has a stale build lock."""
+    root = tmp_path_factory.mktemp("extensions")
+    home = root / "home"
+    cache = {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    stale = default_build_dir(cache) / "lock"  # also creates the folder, as torch does
+    stale.touch()
+    CHILD_ENV.update(cache, TORCH_EXTENSIONS_DIR=str(root / "torch_extensions"))
+    yield root / "torch_extensions", stale
+    CHILD_ENV.clear()
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +121,9 @@ def ddp_runs(tiny_encoder_dir, split_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", 2]
     two = run([*launcher, *script_args(tiny_encoder_dir, split_data, root / "two", "--use_cpu", *TRAIN)])
-    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.returncode == 0, output(two)
     one = run([sys.executable, *script_args(root / "two", split_data, root / "one", "--use_cpu")])
-    assert one.returncode == 0, one.stderr[-3000:]
+    assert one.returncode == 0, output(one)
     return root, two
 
 
@@ -166,7 +200,7 @@ for name in {DS_CONFIGS!r}:
           ds.zero_config.offload_optimizer is not None, ds.zero_config.offload_param is not None)
 """
     result = run([sys.executable, "-c", script], env=ds_env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, output(result)
     lines = [line.split() for line in result.stdout.splitlines() if line.startswith("zero")]
     assert [line[:2] for line in lines] == [["zero2.json", "2"], ["zero3.json", "3"], ["zero3_offload.json", "3"]]
     assert all(line[2] == str(32 * 32) for line in lines)  # hidden_size**2 from the encoder's config
@@ -176,12 +210,12 @@ for name in {DS_CONFIGS!r}:
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_deepspeed_trains_on_cpu_and_saves_a_model_that_predicts(stage, tiny_encoder_dir, split_data, tmp_path):
     out = tmp_path / "out"
-    launcher = ["deepspeed", "--num_gpus", 1, "--master_port", free_port()]
+    launcher = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", 1, "--master_port", free_port()]
     config = REPO / "ds_configs" / f"{stage}.json"
     args = script_args(tiny_encoder_dir, split_data, out, "--deepspeed", config, "--save_strategy", "epoch", *TRAIN)
     args += ["--prediction_precision", "fp32"]  # compared below with an fp32 forward pass, on every CPU kind
     result = run([*launcher, *args], env={"DS_ACCELERATOR": "cpu"})
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert result.returncode == 0, output(result)
     # the DeepSpeed engine wrote the checkpoint: ZeRO-3 shards model states per rank, ZeRO-2 does not
     states = {p.name for p in out.glob("checkpoint-*/global_step*/*model_states.pt")}
     assert states == {"zero_pp_rank_0_mp_rank_00_model_states.pt" if stage == "zero3" else "mp_rank_00_model_states.pt"}
@@ -204,7 +238,7 @@ def test_deepspeed_trains_on_cpu_and_saves_a_model_that_predicts(stage, tiny_enc
 def test_bf16_on_cpu(tiny_encoder_dir, split_data, tmp_path):
     out = tmp_path / "out"
     result = run([sys.executable, *script_args(tiny_encoder_dir, split_data, out, "--use_cpu", "--bf16", *TRAIN)])
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, output(result)
     assert json.loads((out / "train_results.json").read_text())["train_loss"] > 0
     assert len(pd.read_csv(out / "predictions.csv")) == TEST_ROWS
     assert 0 <= json.loads((out / "eval_results.json").read_text())["eval_fbeta"] <= 1
@@ -234,7 +268,19 @@ def test_accelerate_cpu_config_starts_two_processes(tmp_path):
     script = tmp_path / "ranks.py"
     script.write_text("import os\nprint(f\"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}\")\n")
     config = REPO / "accelerate_configs" / "cpu_multi_process.yaml"
-    result = run(["accelerate", "launch", "--config_file", config, "--main_process_port", free_port(), script])
-    assert result.returncode == 0, result.stderr[-2000:]
+    launch = [sys.executable, "-m", "accelerate.commands.launch"]
+    result = run([*launch, "--config_file", config, "--main_process_port", free_port(), script])
+    assert result.returncode == 0, output(result)
     # the two processes share one stdout, so their lines may interleave: find each rank's words anywhere
     assert sorted(re.findall(r"rank \d+ of \d+", result.stdout)) == ["rank 0 of 2", "rank 1 of 2"]
+
+
+def test_deepspeed_op_built_in_this_runs_folder_beside_a_stale_lock(extensions_dir, tiny_encoder_dir, ds_env):
+    """The DeepSpeed children above built their op in this run's folder; the stale lock in the default folder
+    (where a child without TORCH_EXTENSIONS_DIR would wait on it forever) was left as it was."""
+    built, stale = extensions_dir
+    code = "import deepspeed.comm.torch as t; op = t.build_shm_op(); print('built' if op is not None else 'none')"
+    result = run([sys.executable, "-c", code], env=ds_env)
+    assert result.returncode == 0 and result.stdout.strip().endswith("built"), output(result)
+    assert list((built / SHM_OP).glob("*.so")), sorted(p.name for p in built.rglob("*"))
+    assert stale.is_file() and not list(stale.parent.glob("*.so"))

@@ -1,10 +1,10 @@
 """Every entry point reports a mistake alike: one line `error: ...` on stderr, exit status 2, no traceback."""
 
-import subprocess
 import sys
 
 import pytest
 
+from .cli_runner import run_command
 from .conftest import DEMO_TRAIN, REPO
 
 ENTRY_POINTS = {
@@ -20,9 +20,7 @@ ENTRY_POINTS = {
 
 
 def run(script, args, cwd):
-    return subprocess.run(
-        [sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+    return run_command([sys.executable, REPO / script, *args], cwd=cwd)
 
 
 def assert_one_line_error(result, *fragments):

@@ -4,7 +4,6 @@ that file set then loads in a fresh process with trust_remote_code, and works in
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -17,6 +16,7 @@ from transformers import AutoTokenizer, pipeline
 from modeling import ScreeningForSequenceClassification
 from screening.predict import screen, screening_labels
 
+from .cli_runner import run_command
 from .conftest import REPO, write_demo_train
 
 REPO_ID = "someone/screening-tiny"
@@ -86,13 +86,8 @@ def pushed(small_data, tiny_encoder_dir, tmp_path_factory):
     args += ["--num_train_epochs", 1, "--learning_rate", 1e-3, "--report_to", "none", "--seed", 5]
     args += ["--push_to_hub", "--hub_model_id", REPO_ID, "--hub_token", "hf_not_a_real_token"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # any real network call would fail
-    result = subprocess.run(
-        [sys.executable, "-c", RECORDING_RUNNER, hub, REPO / "run_classification.py", *map(str, args)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = run_command([sys.executable, "-c", RECORDING_RUNNER, hub, REPO / "run_classification.py", *args],
+                         cwd=REPO, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return out, hub, json.loads((root / "hub_calls.json").read_text())
 
@@ -153,10 +148,8 @@ with torch.no_grad(): logits = m(**torch.load({str(tmp_path / "batch.pt")!r}))[0
 print(json.dumps({{"logits": logits.tolist(), "threshold": m.config.threshold}}))
 """
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(  # no standard input: a prompt for remote code would fail or hang here
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=120,
-    )  # fmt: skip
+    # no standard input: a prompt for remote code would fail or hang here
+    result = run_command([sys.executable, "-c", script], cwd=tmp_path, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Do you wish to run the custom code" not in result.stdout + result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])

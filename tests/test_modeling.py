@@ -1,7 +1,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -10,6 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from modeling import HEADS, ScreeningConfig, ScreeningForSequenceClassification
 
+from .cli_runner import run_command
 from .conftest import tiny_encoder_config
 
 
@@ -108,9 +108,7 @@ assert m.config.threshold == 0.3
 print('ok')
 """
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path / "elsewhere", env=env, capture_output=True, text=True
-    )
+    result = run_command([sys.executable, "-c", script], cwd=tmp_path / "elsewhere", env=env)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
 
 

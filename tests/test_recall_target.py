@@ -2,12 +2,12 @@
 the threshold, says when its includes are too few, and a fresh load that predicts at the saved threshold."""
 
 import json
-import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from .cli_runner import run_command
 from .conftest import REPO, write_demo_train
 from .test_run_classification import run_script
 
@@ -110,9 +110,7 @@ c = model.config
 print(json.dumps({{"labelled": labelled, "threshold": c.threshold, "objective": c.threshold_objective,
                   "target": c.target_recall, "confidence": c.recall_confidence}}))
 """
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
+    run = run_command([sys.executable, "-c", code], cwd=REPO)
     assert run.returncode == 0, run.stderr[-3000:]
     loaded = json.loads(run.stdout[run.stdout.index('{"labelled"') :])
     assert loaded["threshold"] == config["threshold"]
@@ -157,9 +155,7 @@ def test_tfidf_kfold_recall_objective_reports_honest_recall(data, tmp_path):
 def test_scripts_bad_threshold_flags_exit_2(script, flags, fragment, data, tmp_path):
     argv = ["--output_dir", tmp_path / "out", *flags]
     argv += ["--runs", tmp_path / "a", tmp_path / "b"] if script == "stack.py" else ["--train_file", data / "train.csv"]
-    run = subprocess.run(
-        [sys.executable, REPO / "scripts" / script, *map(str, argv)], cwd=REPO, capture_output=True, text=True
-    )
+    run = run_command([sys.executable, REPO / "scripts" / script, *argv], cwd=REPO)
     assert run.returncode == 2 and fragment in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

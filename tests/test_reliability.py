@@ -4,7 +4,6 @@ reproducible runs and text edge cases. Runs go through run_classification.cli() 
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -21,6 +20,7 @@ from screening.outputs import last_complete_checkpoint, resolve_output_dir
 from screening.text import build_texts, normalize_text
 
 from . import cli_runner
+from .cli_runner import run_command
 from .conftest import DEMO_TRAIN, REPO
 
 HEADER = "id,title,abstract,judgement\n"
@@ -213,9 +213,7 @@ def test_bad_arguments_file(name, content, fragments, tmp_path):
 def test_bad_arguments_file_from_the_command_line(tmp_path):
     """The real entry point, `python run_classification.py args.json`, in its own interpreter."""
     path = write(tmp_path / "args.json", '{"do_train": true,\n "output_dir": }')
-    result = subprocess.run(
-        [sys.executable, str(REPO / "run_classification.py"), str(path)], capture_output=True, text=True, cwd=tmp_path
-    )
+    result = run_command([sys.executable, REPO / "run_classification.py", path], cwd=tmp_path)
     assert_one_line_error(result, path, "not valid JSON", "line 2, column 16")
     assert os.listdir(tmp_path) == ["args.json"]
 

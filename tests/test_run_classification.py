@@ -1,21 +1,19 @@
 """End to end: run_classification.py in a subprocess on a tiny model and ~100 rows of real data."""
 
 import json
-import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from .cli_runner import run_command
 from .conftest import REPO, write_demo_train
 
 TRAIN_ROWS, TEST_ROWS = 120, 40
 
 
 def run_script(*args, cwd=REPO):
-    return subprocess.run(
-        [sys.executable, str(REPO / "run_classification.py"), *map(str, args)], cwd=cwd, capture_output=True, text=True
-    )
+    return run_command([sys.executable, REPO / "run_classification.py", *args], cwd=cwd)
 
 
 @pytest.fixture(scope="module")
