@@ -279,7 +279,7 @@ def test_deepspeed_op_built_in_this_runs_folder_beside_a_stale_lock(extensions_d
     """The DeepSpeed children above built their op in this run's folder; the stale lock in the default folder
     (where a child without TORCH_EXTENSIONS_DIR would wait on it forever) was left as it was."""
     built, stale = extensions_dir
-    code = "import deepspeed.comm.torch as t; op = t.build_shm_op(); print('built' if op is not None else 'none')"
+    code = "from deepspeed.comm.torch import build_shm_op as b; print('built' if b() is not None else 'none')"
     result = run([sys.executable, "-c", code], env=ds_env)
     assert result.returncode == 0 and result.stdout.strip().endswith("built"), output(result)
     assert list((built / SHM_OP).glob("*.so")), sorted(p.name for p in built.rglob("*"))
