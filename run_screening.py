@@ -37,8 +37,9 @@ def simulate(argv):
     frame = load_records(sim_args.data_file, sim_args.id_column, "--data_file")
     from screening.data import read_table
 
-    labels = parse_labels(read_table(sim_args.data_file, "--data_file"), sim_args.label_column, sim_args.data_file,
-                          "--data_file")  # fmt: skip
+    labels = parse_labels(
+        read_table(sim_args.data_file, "--data_file"), sim_args.label_column, sim_args.data_file, "--data_file"
+    )
     results = run_simulation(frame, labels, ranker_args, loop_args, sim_args, stop_args, " ".join(sys.argv))
     agg = results["aggregate"]
     figures = {name: round(agg[name]["mean"], 4) for name in ("n95", "wss95", "recall_at_10", "atd") if name in agg}
@@ -54,8 +55,10 @@ def screen(argv):
     verdict, kind, size = run_review(review_args, ranker_args, loop_args, stop_args)
     front = verdict["frontier"]
     print(f"Read {verdict['records_read']} of {verdict['records']}; includes found: {verdict['includes_found']}")
-    print(f"Recall >= {front['recall_bound']:.3f} at confidence {verdict['confidence']:g}; target "
-          f"{verdict['target_recall']:g} holds at confidence {front['target_confidence']:.3f}")  # fmt: skip
+    print(
+        f"Recall >= {front['recall_bound']:.3f} at confidence {verdict['confidence']:g}; target "
+        f"{verdict['target_recall']:g} holds at confidence {front['target_confidence']:.3f}"
+    )
     for rule, v in verdict["rules"].items():
         print(f"  {rule:22s} {'STOP' if v['stop'] else 'go on'}")
     print(f"Next batch ({kind}): {size} records in {review_args.output_dir}/next_batch.csv")

@@ -62,8 +62,14 @@ def plot_recall_curve(out, streams, records, stops=None, title=""):
         total = max(stream.sum(), 1)
         x = np.arange(0, stream.size + 1)
         y = np.concatenate([[0], np.cumsum(stream) / total])
-        ax.plot(x, y, drawstyle="steps-post", alpha=0.8 if len(streams) == 1 else 0.4,
-                color="C0", label="prioritised" if n == 0 else None)  # fmt: skip
+        ax.plot(
+            x,
+            y,
+            drawstyle="steps-post",
+            alpha=0.8 if len(streams) == 1 else 0.4,
+            color="C0",
+            label="prioritised" if n == 0 else None,
+        )
     ax.plot([0, records], [0, 1], color="grey", linestyle="--", label="random reading")
     for n, (name, point) in enumerate((stops or {}).items()):
         ax.axvline(point, color=f"C{n + 1}", linestyle=":", label=f"{name}: {point}")

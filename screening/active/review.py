@@ -59,8 +59,9 @@ def load_records(path, id_column="id", flag="--records_file"):
     records.insert(0, "id", stable_ids(frame, id_column, TEXT_COLUMNS))
     duplicated = records.index[records["id"].duplicated(keep=False)]
     if len(duplicated):
-        raise ScreeningInputError(f"{flag}: {path}: duplicate ids {sorted(set(records['id'][duplicated]))[:5]} in "
-                                  f"{_rows(duplicated)}")  # fmt: skip
+        raise ScreeningInputError(
+            f"{flag}: {path}: duplicate ids {sorted(set(records['id'][duplicated]))[:5]} in {_rows(duplicated)}"
+        )
     return records.reset_index(drop=True)
 
 
@@ -155,12 +156,12 @@ def verdicts(stream_labels, records_count, stop_args, audit):
             "stop": run >= stop_args.consecutive_excludes,
             "excludes_in_a_row": run,
             "guarantee": "none",
-        },  # fmt: skip
+        },
         "read_share": {
             "stop": read >= stop_args.read_share * records_count,
             "read_share": read / records_count,
             "guarantee": "none",
-        },  # fmt: skip
+        },
     }
     if audit is not None:
         rules["audit"] = {"stop": audit["status"] == "certified", **{k: v for k, v in audit.items() if k != "ids"}}
@@ -196,8 +197,9 @@ def propose(records, state, labels, ranker_args, loop_args, stop_args, audit_req
         found = int(sum(labels[i] for i in state["stream"]))
         size = stopping.audit_sample_size(unread.size, found, stop_args.target_recall, level)
         rows = rng.permutation(unread)[: min(size, unread.size)]
-        state["audits"].append({"ids": ids[rows].tolist(), "unread": int(unread.size), "found": found,
-                                "confidence": level})  # fmt: skip
+        state["audits"].append(
+            {"ids": ids[rows].tolist(), "unread": int(unread.size), "found": found, "confidence": level}
+        )
         return rows, nan, "audit"
     size = batch_size(loop_args.batch_size, len(state["batches"]))
     stream_labels = np.asarray([labels[i] for i in state["stream"]])
@@ -267,15 +269,25 @@ def review_summary(verdict, batch_kind, batch_rows, records_file):
     certified = [r for r in ("audit", "hypergeometric") if verdict["rules"].get(r, {}).get("stop")]
     lines += ["", "## Stop certificate", ""]
     if certified:
-        lines.append(f"Certified by the {certified[0]} rule: recall >= {verdict['target_recall']:g} at confidence "
-                     f"{verdict['confidence']:g}" + _audit_sentence(verdict["rules"].get("audit")))  # fmt: skip
+        lines.append(
+            f"Certified by the {certified[0]} rule: recall >= {verdict['target_recall']:g} at confidence "
+            f"{verdict['confidence']:g}" + _audit_sentence(verdict["rules"].get("audit"))
+        )
     else:
         lines.append("No certified rule says stop yet.")
     if verdict["floor_read_share"] is not None:
-        lines += ["", f"Floor: with {verdict['includes_found']} includes, a random-sample certificate needs at least "
-                  f"{verdict['floor_read_share']:.3f} of the records read."]  # fmt: skip
-    lines += ["", f"Next batch ({batch_kind}): {batch_rows} records in next_batch.csv.", "",
-              "![recall curve](recall_curve.png)", ""]  # fmt: skip
+        lines += [
+            "",
+            f"Floor: with {verdict['includes_found']} includes, a random-sample certificate needs at least "
+            f"{verdict['floor_read_share']:.3f} of the records read.",
+        ]
+    lines += [
+        "",
+        f"Next batch ({batch_kind}): {batch_rows} records in next_batch.csv.",
+        "",
+        "![recall curve](recall_curve.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -286,8 +298,10 @@ def _short(value):
 def _audit_sentence(audit):
     if not audit or audit.get("status") != "certified":
         return "."
-    return (f" (audit of {len(audit['ids'])} random unread records with {audit['sample_includes']} includes: "
-            f"recall >= {audit['recall_bound']:.3f}, at most {audit['expected_missed_high']:.0f} includes missed).")  # fmt: skip
+    return (
+        f" (audit of {len(audit['ids'])} random unread records with {audit['sample_includes']} includes: "
+        f"recall >= {audit['recall_bound']:.3f}, at most {audit['expected_missed_high']:.0f} includes missed)."
+    )
 
 
 def run_review(review_args, ranker_args, loop_args, stop_args):
@@ -313,8 +327,9 @@ def run_review(review_args, ranker_args, loop_args, stop_args):
     audit_requested = review_args.audit and (audit is None or audit["status"] == "failed")
     rows, scores, kind = propose(records, state, labels, ranker_args, loop_args, stop_args, audit_requested, audit)
     if kind != "none" and not (kind == "audit" and audit is not None and audit["status"] == "pending"):
-        state["batches"].append({"round": len(state["batches"]) + 1, "kind": kind,
-                                 "ids": records["id"].to_numpy()[rows].tolist()})  # fmt: skip
+        state["batches"].append(
+            {"round": len(state["batches"]) + 1, "kind": kind, "ids": records["id"].to_numpy()[rows].tolist()}
+        )
     state["verdicts"] = verdict
     files.write_next_batch(out, batch_frame(records, rows, scores))
     files.write_screened(out, stream_frame(state, labels, records))

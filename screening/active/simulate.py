@@ -120,8 +120,14 @@ def rule_outcomes(stream, includes, records, n95, stop_args, seed, stride=25):
         }
     audit = stopping.audit_stop(stream, target, confidence, stop_args.audit_after, seed)
     if audit is None:
-        outcomes["audit"] = {"stop": records, "found": includes, "recall_bound": 1.0, "expected_missed": 0.0,
-                             "expected_missed_low": 0.0, "expected_missed_high": 0.0}  # fmt: skip
+        outcomes["audit"] = {
+            "stop": records,
+            "found": includes,
+            "recall_bound": 1.0,
+            "expected_missed": 0.0,
+            "expected_missed_low": 0.0,
+            "expected_missed_high": 0.0,
+        }
     else:
         read, found, certificate = audit
         outcomes["audit"] = {"stop": read, "found": found, **certificate}
@@ -205,10 +211,14 @@ def simulation_summary(results, title, command):
     if agg["complete_runs"]:
         lines += ["| figure | mean | sd |", "|---|---|---|"]
         lines += [f"| {name} | {agg[name]['mean']:.4g} | {agg[name]['sd']:.3g} |" for name in FIGURES]
-        lines += ["", f"Stopping rules at target {results['target_recall']:g}, confidence {results['confidence']:g} "
-                  f"(floor of any random-sample certificate: {agg['floor_read_share']:.3f} of the records read):", "",
-                  "| rule | share read | recall mean | recall min | reached target | past ideal | recall bound |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"Stopping rules at target {results['target_recall']:g}, confidence {results['confidence']:g} "
+            f"(floor of any random-sample certificate: {agg['floor_read_share']:.3f} of the records read):",
+            "",
+            "| rule | share read | recall mean | recall min | reached target | past ideal | recall bound |",
+            "|---|---|---|---|---|---|---|",
+        ]
         lines += [
             f"| {rule} | {o['read_share']:.3f} | {o['recall_mean']:.3f} | {o['recall_min']:.3f} "
             f"| {o['reached_target']:.2f} | {o['overshoot']:.3f} | {o['recall_bound']:.3f} |"
@@ -231,9 +241,18 @@ def run_simulation(frame, labels, ranker_args, loop_args, sim_args, stop_args, c
     for seed in tqdm(range(loop_args.seed, loop_args.seed + sim_args.runs), desc="runs", disable=not progress):
         run = simulate_run(frame, labels, ranker_args, loop_args, sim_args, stop_args, seed, shared)
         runs.append(run)
-        orders.append(pd.DataFrame({"seed": seed, "step": np.arange(1, run["order"].size + 1),
-                                    "id": frame["id"].to_numpy()[run["order"]], "label": labels[run["order"]],
-                                    "score": run["scores"], "round": run["rounds"]}))  # fmt: skip
+        orders.append(
+            pd.DataFrame(
+                {
+                    "seed": seed,
+                    "step": np.arange(1, run["order"].size + 1),
+                    "id": frame["id"].to_numpy()[run["order"]],
+                    "label": labels[run["order"]],
+                    "score": run["scores"],
+                    "round": run["rounds"],
+                }
+            )
+        )
     results = {
         "data_file": sim_args.data_file,
         "ranker": ranker_args.ranker,
@@ -248,8 +267,13 @@ def run_simulation(frame, labels, ranker_args, loop_args, sim_args, stop_args, c
     files.write_screening_order(out, pd.concat(orders, ignore_index=True))
     first = runs[0]
     stops = {rule: o["stop"] for rule, o in first["rules"].items()}
-    files.plot_recall_curve(out, [labels[r["order"]] for r in runs], labels.size, stops,
-                            title=f"{ranker_args.ranker}, {len(runs)} run(s); stops of seed {loop_args.seed}")  # fmt: skip
+    files.plot_recall_curve(
+        out,
+        [labels[r["order"]] for r in runs],
+        labels.size,
+        stops,
+        title=f"{ranker_args.ranker}, {len(runs)} run(s); stops of seed {loop_args.seed}",
+    )
     files.write_simulation_results(out, results)
     files.write_summary(out, simulation_summary(results, f"Simulated screening: {sim_args.data_file}", command))
     return results

@@ -111,8 +111,13 @@ def frontier(labels, records, target_recall=0.95, confidence=0.95):
     n, r = labels.size, int(labels.sum())
     target_confidence = 1 - hypergeometric_p(labels, records, target_recall)
     if n == 0 or r == 0:
-        return {"recall_bound": 0.0, "target_confidence": target_confidence, "expected_missed": float("nan"),
-                "expected_missed_low": 0.0, "expected_missed_high": float(records - n)}  # fmt: skip
+        return {
+            "recall_bound": 0.0,
+            "target_confidence": target_confidence,
+            "expected_missed": float("nan"),
+            "expected_missed_low": 0.0,
+            "expected_missed_high": float(records - n),
+        }
     # the smallest total T of includes ruled out; p falls as T grows, so search T = r+1 .. r + unread
     low, high = r + 1, r + (records - n) + 1
     while low < high:
