@@ -39,7 +39,7 @@ class RankerArguments:
     """The model that ranks the unread records."""
 
     ranker: str = field(default="tfidf_lr", metadata={"help": f"One of: {', '.join(RANKERS)}."})
-    C: float = field(default=10.0, metadata={"help": "Inverse regularisation of tfidf_lr."})
+    C: float = field(default=1.0, metadata={"help": "Inverse regularisation of tfidf_lr (1.0: see README)."})
     nb_alpha: float = field(default=0.3, metadata={"help": "Smoothing of tfidf_nb's complement naive Bayes."})
     features_C: float = field(default=1.0, metadata={"help": "Inverse regularisation of features_lr."})
     model_name_or_path: str | None = field(

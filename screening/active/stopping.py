@@ -41,7 +41,7 @@ class StoppingArguments:
         default=0.5, metadata={"help": "Heuristic: stop after reading this share of the records (no guarantee)."}
     )
     audit_after: int = field(
-        default=50,
+        default=200,
         metadata={
             "help": "The audit rule draws its random sample of the unread records once ranked reading has gone "
             "this many excludes in a row (and again after each failed audit)."
@@ -203,7 +203,7 @@ def hypergeometric_stop(labels, records, target_recall=0.95, confidence=0.95, st
     return None
 
 
-def audit_stop(labels, target_recall=0.95, confidence=0.95, audit_after=50, seed=0):
+def audit_stop(labels, target_recall=0.95, confidence=0.95, audit_after=200, seed=0):
     """Simulate the audit rule on a complete screening order (`labels`: every record's label, in ranked order).
     Ranked reading goes on until `audit_after` excludes in a row; then a random sample of the unread records, of
     `audit_sample_size` at this audit's confidence, is read in random order; an include in it fails the audit
