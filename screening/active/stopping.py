@@ -75,8 +75,8 @@ def hypergeometric_p(labels, records, target_recall=0.95):
     as buscarpy's calculate_h0: for each urn of the last m records read holding k includes,
     K_hat = floor(r / target + 1 - (r - k)) includes in the urn's population N - (n - m), and
     p = min over m of hypergeom.cdf(k, N - (n - m), K_hat, m). An urn whose population cannot hold K_hat includes
-    rules H0 out (p = 0). 1.0 before anything is read."""
-    if len(labels) == 0:
+    rules H0 out (p = 0). 1.0 before an include is read (no recall can be certified then)."""
+    if len(labels) == 0 or not np.any(labels):
         return 1.0
     m, k, population, r = _urns(labels, records)
     k_hat = np.floor(r / target_recall + 1 - (r - k))
