@@ -59,6 +59,7 @@ def screen(argv):
         f"Recall >= {front['recall_bound']:.3f} at confidence {verdict['confidence']:g}; target "
         f"{verdict['target_recall']:g} holds at confidence {front['target_confidence']:.3f}"
     )
+    print(f"Missed includes: at most {front['expected_missed_high']:.0f} at confidence {verdict['confidence']:g}")
     for rule, v in verdict["rules"].items():
         print(f"  {rule:22s} {'STOP' if v['stop'] else 'go on'}")
     print(f"Next batch ({kind}): {size} records in {review_args.output_dir}/next_batch.csv")

@@ -271,7 +271,10 @@ def review_summary(verdict, batch_kind, batch_rows, records_file):
     if certified:
         lines.append(
             f"Certified by the {certified[0]} rule: recall >= {verdict['target_recall']:g} at confidence "
-            f"{verdict['confidence']:g}" + _audit_sentence(verdict["rules"].get("audit"))
+            f"{verdict['confidence']:g}, after reading {verdict['records_read']} of {verdict['records']} records "
+            f"({verdict['includes_found']} includes). Hypergeometric frontier: recall >= {front['recall_bound']:.3f} "
+            f"at {verdict['confidence']:g}, at most {front['expected_missed_high']:.0f} includes missed."
+            + _audit_sentence(verdict["rules"].get("audit"))
         )
     else:
         lines.append("No certified rule says stop yet.")
@@ -297,10 +300,10 @@ def _short(value):
 
 def _audit_sentence(audit):
     if not audit or audit.get("status") != "certified":
-        return "."
+        return ""
     return (
-        f" (audit of {len(audit['ids'])} random unread records with {audit['sample_includes']} includes: "
-        f"recall >= {audit['recall_bound']:.3f}, at most {audit['expected_missed_high']:.0f} includes missed)."
+        f" Audit of {len(audit['ids'])} random unread records with {audit['sample_includes']} includes: "
+        f"recall >= {audit['recall_bound']:.3f}, at most {audit['expected_missed_high']:.0f} includes missed."
     )
 
 
