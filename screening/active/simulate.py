@@ -79,13 +79,15 @@ def screen_simulated(ranker, labels, priors, loop_args, seed, budget=None):
     return np.asarray(order), np.asarray(scores), np.asarray(rounds)
 
 
-def simulation_figures(found_labels, records):
-    """n95, WSS@95, recall@10% and ATD (design.md) from the labels in reading order of a run that read every
-    include (`records`: N)."""
+def simulation_figures(found_labels, records, includes=None):
+    """n95, WSS@95, recall@10% and ATD (design.md) from the labels in reading order (`records`: N; `includes`: K,
+    default every include is in `found_labels`). A run cut short of K includes must still reach ceil(0.95 K) and
+    ceil(0.1 N) records; its ATD is then over the includes found (`atd_complete` False)."""
     found_labels = np.asarray(found_labels, dtype=np.int64)
-    total = int(found_labels.sum())
+    total = int(found_labels.sum()) if includes is None else int(includes)
     cumulative = np.cumsum(found_labels)
-    n95 = int(np.argmax(cumulative >= math.ceil(0.95 * total))) + 1
+    reached = cumulative >= math.ceil(0.95 * total)
+    n95 = int(np.argmax(reached)) + 1 if reached.any() else int(records)  # not reached: counted as reading all
     at10 = math.ceil(0.1 * records)
     positions = np.flatnonzero(found_labels) + 1
     return {
@@ -95,6 +97,7 @@ def simulation_figures(found_labels, records):
         "wss95": (records - n95) / records - 0.05,
         "recall_at_10": float(cumulative[min(at10, cumulative.size) - 1] / total),
         "atd": float(positions.mean() / records),
+        "atd_complete": bool(cumulative[-1] == total),
     }
 
 
