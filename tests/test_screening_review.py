@@ -142,3 +142,15 @@ def test_same_label_twice_and_blank_are_fine(demo, tmp_path):
     a, b = records.id[:2]
     (tmp_path / "labels.csv").write_text(f"id,judgement\n{a},1\n{b},\n{a},1\n")
     assert read_labels(tmp_path / "labels.csv", set(records.id)) == {a: 1}
+
+
+def test_cli_help_and_simulate(demo, tmp_path):
+    for command in ("screen", "simulate"):
+        result = run("run_screening.py", [command, "--help"], tmp_path)
+        assert result.returncode == 0 and "--target_recall" in result.stdout and "--batch_size" in result.stdout
+    demo.to_csv(tmp_path / "review.csv", index=False)
+    result = run("run_screening.py", ["simulate", "--data_file", "review.csv", "--output_dir", "sim", "--runs", "2"],
+                 tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "wss95=" in result.stdout and (tmp_path / "sim" / "summary.md").is_file()
+    assert_one_line_error(run("run_screening.py", ["rank"], tmp_path), "first argument must be one of: screen")
