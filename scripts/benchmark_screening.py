@@ -67,6 +67,9 @@ def parse():
         "recall@10%% and the consecutive-excludes rule; the rules that need the whole stream are "
         "reported for ASReview only where it found every include within the budget.",
     )
+    parser.add_argument(
+        "--report_only", action="store_true", help="Write the markdown from --results_dir; run nothing."
+    )
     return parser.parse_args()
 
 
@@ -176,6 +179,12 @@ def mean_sd(values, fmt="{:.3f}"):
     return f"{fmt.format(values.mean())} ± {fmt.format(sd)}"
 
 
+def cpu_mean(values):
+    """Mean CPU seconds over the runs that recorded them (the first runs of a benchmark may not have)."""
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.1f}" if values else "-"
+
+
 def markdown(results, args, reviews, rankers, info):
     lines = [
         "# Prioritised screening: simulation on the six shared reviews",
@@ -206,7 +215,7 @@ def markdown(results, args, reviews, rankers, info):
                 f"| {review} | {f[0]['records']} | {f[0]['includes']} | {ranker} | {len(runs)} "
                 f"| {mean_sd([x['n95'] for x in f], '{:.0f}')} | {mean_sd([x['wss95'] for x in f])} "
                 f"| {mean_sd([x['recall_at_10'] for x in f])} | {np.mean([x['wall_time_s'] for x in f]):.1f} "
-                f"| {np.mean([x.get('cpu_time_s', np.nan) for x in f]):.1f} |"
+                f"| {cpu_mean([x.get('cpu_time_s') for x in f])} |"
             )
         ours, theirs = results.get((review, DEFAULT)), results.get((review, "asreview"))
         if ours and theirs:
@@ -299,6 +308,9 @@ def main():
         for ranker in rankers:
             for path in sorted(results_dir.glob(f"{review}__{ranker}__seed*.json")):
                 results.setdefault((review, ranker), []).append(json.loads(path.read_text()))
+    if args.report_only:
+        outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
+        return
     data = {review: load(args.data_dir, review) for review in reviews}
     ranker_cache = {review: {} for review in reviews}
     with tempfile.TemporaryDirectory() as work:
