@@ -98,3 +98,12 @@ def test_features_ranker_on_a_tiny_bert(review, tiny_encoder_dir, tmp_path):
     assert labels[run["order"]].sum() == 8
     assert len(list(tmp_path.glob("*.npy"))) == 1  # embedded once, cached
     assert run_once(review, 0, "features_lr", **args)["order"].tolist() == run["order"].tolist()
+
+
+def test_fusion_ranker_finds_every_include(review, tiny_encoder_dir, tmp_path):
+    frame, labels = review
+    args = dict(model_name_or_path=str(tiny_encoder_dir), max_seq_length=32, feature_cache_dir=str(tmp_path))
+    run = run_once(review, 0, "tfidf_features", **args)
+    assert labels[run["order"]].sum() == 8
+    scores = run["scores"][2:]
+    assert ((scores > 0) & (scores <= 1)).all()  # mean of two rank scales
