@@ -1,5 +1,5 @@
-"""Loading and checking screening tables (CSV or JSON lines files, or a dataset read by `datasets.load_dataset`):
-columns, ids, 0/1 labels, both classes."""
+"""Loading and checking screening tables (CSV, TSV, JSON lines, Excel or RIS files, or a dataset read by
+`datasets.load_dataset`): columns, ids, 0/1 labels, both classes."""
 
 import difflib
 import functools
@@ -38,29 +38,108 @@ def _decode_utf8(path, flag):
         ) from None
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".json", ".jsonl", ".xlsx", ".ris", ".txt")
+
+
 def read_table(path, flag="--train_file"):
-    """Read CSV (`.csv`) or JSON lines (`.json`, `.jsonl`) with every column as text; empty stays ''."""
+    """Read CSV (`.csv`), TSV (`.tsv`, `.tab`), JSON lines (`.json`, `.jsonl`), Excel (`.xlsx`, first sheet) or
+    RIS (`.ris`, `.txt`; see `read_ris`) with every column as text; empty stays ''."""
     path = Path(path)
     if not path.is_file():
         raise ScreeningInputError(f"{flag}: file not found: {path}")
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json", ".jsonl"):
-        raise ScreeningInputError(f"{flag}: {path}: expected a .csv, .json or .jsonl file")
-    text = _decode_utf8(path, flag)
-    if not text.strip():
-        raise ScreeningInputError(f"{flag}: {path} is empty")
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        else:
-            frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
-            frame = frame.astype(object).where(frame.notna(), "").astype(str)
-    except (pd.errors.ParserError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ScreeningInputError(f"{flag}: {path} could not be parsed: {first}") from None
+    if suffix not in TABLE_SUFFIXES:
+        raise ScreeningInputError(f"{flag}: {path}: expected a {', '.join(TABLE_SUFFIXES[:-1])} or .txt (RIS) file")
+    if suffix == ".xlsx":
+        frame = _read_excel(path, flag)
+    else:
+        text = _decode_utf8(path, flag)
+        if not text.strip():
+            raise ScreeningInputError(f"{flag}: {path} is empty")
+        try:
+            if suffix in (".ris", ".txt"):
+                frame = read_ris(text, path, flag)
+            elif suffix in (".csv", ".tsv", ".tab"):
+                sep = "," if suffix == ".csv" else "\t"
+                frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)
+            else:
+                frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+                frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        except (pd.errors.ParserError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ScreeningInputError(f"{flag}: {path} could not be parsed: {first}") from None
     if frame.empty:
         raise ScreeningInputError(f"{flag}: {path} has a header but no data rows")
     return frame
+
+
+def _read_excel(path, flag):
+    """The first sheet of an Excel workbook, every cell as text (empty cells and numbers written as integers
+    ('12', not '12.0') where they are whole)."""
+    try:
+        frame = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl")
+    except Exception as err:  # openpyxl raises many types for a file that is not a workbook
+        first = " ".join(str(err).split()) or type(err).__name__
+        raise ScreeningInputError(f"{flag}: {path} could not be read as an Excel workbook: {first}") from None
+
+    def cell(value):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return frame.apply(lambda column: column.map(cell)).astype(str)
+
+
+RIS_FIELDS = {
+    "id": ("id",),
+    "title": ("title", "primary_title", "translated_title"),
+    "abstract": ("abstract", "notes_abstract"),
+    "year": ("year", "publication_year"),
+    "journal": ("secondary_title", "journal_name", "alternate_title1"),
+    "doi": ("doi",),
+}
+
+
+def read_ris(text, path, flag):
+    """A RIS export (rispy) as a table with columns id (the records' ID tag; '' where absent), title, abstract,
+    authors ('; '-joined), year, journal and doi."""
+    import rispy
+
+    try:
+        entries = rispy.loads(text)
+    except (OSError, ValueError) as err:  # rispy raises OSError for a malformed file
+        raise ScreeningInputError(f"{flag}: {path} is not a RIS file: {' '.join(str(err).split())}") from None
+
+    def first(entry, keys):
+        for key in keys:
+            value = entry.get(key)
+            if value:
+                return "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+        return ""
+
+    rows = []
+    for entry in entries:
+        row = {name: first(entry, keys) for name, keys in RIS_FIELDS.items()}
+        row["authors"] = "; ".join(entry.get("authors") or entry.get("first_authors") or [])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*RIS_FIELDS, "authors"], dtype=str)
+
+
+def stable_ids(frame, id_column, text_columns):
+    """Each record's id: its `id_column` value where the column exists and the value is not empty, else
+    'r' + the first 12 hex digits of the SHA-1 of the record's text columns (joined by a newline, whitespace
+    collapsed), with '-2', '-3', ... added to the second and later records of the same text. The same file gives
+    the same ids on every run, and they do not change when records are added to or removed from the file."""
+    import hashlib
+
+    given = frame[id_column].astype(str).str.strip() if id_column in frame.columns else pd.Series([""] * len(frame))
+    texts = frame[list(text_columns)].astype(str).agg("\n".join, axis=1).str.split().str.join(" ")
+    hashed = texts.map(lambda t: "r" + hashlib.sha1(t.encode("utf-8")).hexdigest()[:12])
+    repeat = hashed.groupby(hashed).cumcount()
+    hashed = hashed.where(repeat == 0, hashed + "-" + (repeat + 1).astype(str))
+    return given.where(given != "", hashed.to_numpy()).to_numpy()
 
 
 def check_columns(frame, columns, path, flag, column_flags=None):

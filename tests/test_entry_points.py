@@ -16,6 +16,8 @@ ENTRY_POINTS = {
     "scripts/benchmark_speed.py": ["--output", "out/speed.md"],
     "scripts/compare_runs.py": ["a", "--output", "out/table.md"],
     "scripts/record_run_set.py": ["--output_dir", "out"],
+    "run_screening.py": ["simulate", "--data_file", str(DEMO_TRAIN), "--output_dir", "out"],
+    "scripts/benchmark_screening.py": ["--output", "out/screening.md"],
 }
 
 

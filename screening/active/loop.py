@@ -1,0 +1,62 @@
+"""The screening loop's two choices: how many records are read between two retrains, and which ones.
+
+Batch size: a fixed number, or `grow` (AutoTAR/BMI, Cormack & Grossman 2015): the first batch has 1 record and
+each next one ceil(B / 10) more (1, 2, 3, ..., 10, 11, 13, 15, ...), so a search of N records takes O(log N)
+retrains once B passes 10, while the first rounds, where every label changes the ranking most, stay small.
+Query: the highest scores first; with `random_share` a share of each batch is drawn at random from the rest.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ScreeningInputError
+
+
+@dataclass
+class LoopArguments:
+    """How many records are read between retrains and how they are chosen."""
+
+    batch_size: str = field(
+        default="grow",
+        metadata={
+            "help": "Records read between two retrains (for finetune: the retrain interval): a number, or 'grow' "
+            "(1, then ceil(B/10) more each round: O(log N) retrains)."
+        },
+    )
+    random_share: float = field(
+        default=0.0, metadata={"help": "Share of each batch drawn at random from the unread records, in [0, 1)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the priors, the random share and the audit samples."})
+
+    def check(self):
+        if self.batch_size != "grow" and not (self.batch_size.isdigit() and int(self.batch_size) >= 1):
+            raise ScreeningInputError(f"--batch_size must be a positive number or 'grow'; got {self.batch_size!r}")
+        if not 0 <= self.random_share < 1:
+            raise ScreeningInputError(f"--random_share must be in [0, 1); got {self.random_share}")
+        return self
+
+
+def batch_size(spec, round_index):
+    """The size of batch number `round_index` (0-based) under `spec` ('grow' or a number)."""
+    if spec != "grow":
+        return int(spec)
+    size = 1
+    for _ in range(round_index):
+        size += math.ceil(size / 10)
+    return size
+
+
+def choose_batch(scores, unread, size, random_share=0.0, rng=None):
+    """`size` of the `unread` rows: the highest-scoring ones (ties by row, so the order is reproducible), with
+    round(random_share x size) of them drawn at random from the rest. Returned in reading order (by score)."""
+    unread = np.asarray(unread)
+    size = min(size, unread.size)
+    ranked = unread[np.lexsort((unread, -scores[unread]))]
+    random_part = int(round(random_share * size)) if rng is not None else 0
+    top = ranked[: size - random_part]
+    rest = ranked[size - random_part :]
+    drawn = rng.choice(rest, size=random_part, replace=False) if random_part else rest[:0]
+    batch = np.concatenate([top, drawn])
+    return batch[np.lexsort((batch, -scores[batch]))]

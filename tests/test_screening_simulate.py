@@ -1,0 +1,109 @@
+"""Simulated prioritised screening on a small slice of the demo data: every include found, same seed same order,
+the figures of design.md, the files written; the finetune and features_lr rankers on a tiny random BERT."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from screening.active.loop import LoopArguments, batch_size, choose_batch
+from screening.active.rankers import RankerArguments
+from screening.active.simulate import SimulationArguments, run_simulation, simulate_run, simulation_figures
+from screening.active.stopping import StoppingArguments
+
+from .conftest import DEMO_TRAIN
+
+
+@pytest.fixture(scope="module")
+def review():
+    frame = pd.read_csv(DEMO_TRAIN, dtype=str, keep_default_na=False)
+    frame = pd.concat([frame[frame.judgement == "1"].head(8), frame[frame.judgement == "0"].head(152)])
+    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    return frame, frame.judgement.astype(int).to_numpy()
+
+
+def run_once(review, seed, ranker="tfidf_lr", **ranker_kwargs):
+    frame, labels = review
+    args = (RankerArguments(ranker=ranker, **ranker_kwargs), LoopArguments(batch_size="grow"))
+    return simulate_run(frame, labels, *args, SimulationArguments("d", "o"), StoppingArguments(), seed)
+
+
+def test_grow_schedule():
+    assert [batch_size("grow", i) for i in range(14)] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17]
+    assert batch_size("7", 5) == 7
+
+
+def test_choose_batch_takes_the_top_scores_and_a_random_share():
+    scores = np.array([0.1, 0.9, 0.5, 0.9, 0.2, 0.7])
+    assert choose_batch(scores, np.array([0, 2, 3, 4, 5]), 3).tolist() == [3, 5, 2]
+    drawn = choose_batch(scores, np.arange(6), 4, random_share=0.5, rng=np.random.default_rng(0))
+    assert set(drawn[:2]) == {1, 3} or {1, 3} <= set(drawn)
+
+
+@pytest.mark.parametrize("ranker", ["tfidf_lr", "tfidf_nb"])
+def test_simulation_finds_every_include_and_is_reproducible(review, ranker):
+    frame, labels = review
+    first, again, other = run_once(review, 0, ranker), run_once(review, 0, ranker), run_once(review, 1, ranker)
+    assert labels[first["order"]].sum() == labels.sum() == 8
+    assert first["order"].tolist() == again["order"].tolist()
+    assert first["order"][:2].tolist() != other["order"][:2].tolist()  # other priors
+    assert len(set(first["order"].tolist())) == first["order"].size
+    assert labels[first["order"][:2]].tolist() == [1, 0]  # 1 include + 1 exclude as priors
+    assert first["figures"]["wss95"] > 0.2  # far better than reading at random on this easy slice
+
+
+def test_simulation_figures_follow_design_definitions():
+    stream = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0])
+    figures = simulation_figures(stream, 10)
+    assert figures["n95"] == 6  # ceil(0.95 x 3) = 3 includes first reached at record 6
+    assert figures["wss95"] == pytest.approx(4 / 10 - 0.05)
+    assert figures["recall_at_10"] == pytest.approx(1 / 3)  # after ceil(0.1 x 10) = 1 record
+    assert figures["atd"] == pytest.approx((1 + 3 + 6) / 3 / 10)
+
+
+def test_run_simulation_writes_its_files(review, tmp_path):
+    frame, labels = review
+    frame = frame.assign(id=frame["id"].astype(str))
+    sim_args = SimulationArguments("demo.csv", str(tmp_path), runs=2)
+    results = run_simulation(frame, labels, RankerArguments(), LoopArguments(), sim_args, StoppingArguments(),
+                             progress=False)  # fmt: skip
+    order = pd.read_csv(tmp_path / "screening_order.csv")
+    assert list(order.columns) == ["seed", "step", "id", "label", "score", "round"]
+    assert sorted(order.seed.unique()) == [0, 1] and order.groupby("seed").label.sum().tolist() == [8, 8]
+    saved = json.loads((tmp_path / "simulation_results.json").read_text())
+    assert saved["aggregate"]["runs"] == 2 and set(saved["aggregate"]["rules"]) == {
+        "hypergeometric", "audit", "consecutive_excludes", "read_share"}  # fmt: skip
+    assert saved["aggregate"]["n95"]["mean"] == np.mean([r["figures"]["n95"] for r in results["runs"]])
+    assert (tmp_path / "recall_curve.png").stat().st_size > 1000 and "| hypergeometric |" in (
+        tmp_path / "summary.md").read_text()  # fmt: skip
+
+
+def test_finetune_ranker_on_a_tiny_bert(review, tiny_encoder_dir):
+    frame, labels = review
+    small = pd.concat([frame[labels == 1].head(4), frame[labels == 0].head(36)]).reset_index(drop=True)
+    small_labels = small.judgement.astype(int).to_numpy()
+    args = RankerArguments(ranker="finetune", model_name_or_path=str(tiny_encoder_dir), finetune_epochs=1,
+                           max_seq_length=32)  # fmt: skip
+    sim = SimulationArguments("d", "o", budget=12)
+    run = simulate_run(small, small_labels, args, LoopArguments(batch_size="5"), sim, StoppingArguments(), 0)
+    assert run["order"].size == 12 and run["rounds"].max() == 2
+    assert np.isfinite(run["scores"][2:]).all() and ((run["scores"][2:] > 0) & (run["scores"][2:] < 1)).all()
+
+
+def test_features_ranker_on_a_tiny_bert(review, tiny_encoder_dir, tmp_path):
+    frame, labels = review
+    args = dict(model_name_or_path=str(tiny_encoder_dir), max_seq_length=32, feature_cache_dir=str(tmp_path))
+    run = run_once(review, 0, "features_lr", **args)
+    assert labels[run["order"]].sum() == 8
+    assert len(list(tmp_path.glob("*.npy"))) == 1  # embedded once, cached
+    assert run_once(review, 0, "features_lr", **args)["order"].tolist() == run["order"].tolist()
+
+
+def test_fusion_ranker_finds_every_include(review, tiny_encoder_dir, tmp_path):
+    frame, labels = review
+    args = dict(model_name_or_path=str(tiny_encoder_dir), max_seq_length=32, feature_cache_dir=str(tmp_path))
+    run = run_once(review, 0, "tfidf_features", **args)
+    assert labels[run["order"]].sum() == 8
+    scores = run["scores"][2:]
+    assert ((scores > 0) & (scores <= 1)).all()  # mean of two rank scales
