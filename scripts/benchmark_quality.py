@@ -104,11 +104,13 @@ def complete(out, name="kfold_results.json"):
     return (out / name).is_file() and (out / "benchmark.json").is_file()
 
 
-def stage_tfidf(args, review, data, seed=FOLD_SEED):
+def stage_tfidf(args, review, data, seed=FOLD_SEED, pipelines=("tfidf_lr", "tfidf_nb")):
     from screening.pipelines.tfidf import main
 
     for pipeline, classifier in (("tfidf_lr", "lr"), ("tfidf_nb", "nb")):
         out = run_dir(args, review, pipeline, seed)
+        if pipeline not in pipelines:
+            continue
         if complete(out):
             continue
         argv = ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
@@ -191,7 +193,7 @@ def stage_seeds(args, reviews, data):
     for seed in FOLD_SEEDS[::-1] if args.reverse_seeds else FOLD_SEEDS:
         for review in reviews:
             if only & {"tfidf_lr", "tfidf_nb"}:
-                stage_tfidf(args, review, data[review], seed)
+                stage_tfidf(args, review, data[review], seed, only)
             if "minilm_features_lr" in only:
                 stage_features(args, review, data[review], seed)
             members = [run_dir(args, review, m, seed) for m in CPU_MEMBERS]
