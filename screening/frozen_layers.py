@@ -19,6 +19,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def compute_states(model, dataset, rows, batch_size=32):
     types = dataset["token_type_ids"] if "token_type_ids" in dataset.column_names else None
     order = sorted(rows, key=lambda r: -len(ids[r]))
     try:
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(range(0, len(order), batch_size), desc="Frozen layers", unit="batch"):
             batch = order[start : start + batch_size]
             width = max(len(ids[r]) for r in batch)
             tensors = {name: torch.zeros((len(batch), width), dtype=torch.long) for name in ("ids", "mask", "types")}

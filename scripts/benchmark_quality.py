@@ -420,12 +420,28 @@ def recall_section(args, reviews):
 
 
 def machine():
-    import platform
-
+    """The GPU's name, else the CPU's: vendor family, its widest matrix units (AMX / AVX512-BF16 / AVX2) and cores."""
     import torch
 
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return gpu or f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    fields = dict(line.split(":", 1) for line in info.splitlines()[:40] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    units = next((label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"),
+                  ("avx512f", "AVX512, no bf16"), ("avx2", "AVX2-only")) if flag in flags), "")  # fmt: skip
+    name = fields.get("model name", "")
+    vendor = "AMD EPYC" if "EPYC" in name else name or "CPU"
+    return f"{units} {vendor}, {len(os.sched_getaffinity(0))} cores".strip()
+
+
+def provenance():
+    """Date and commit of the code that wrote the table (marked when the work tree had uncommitted changes)."""
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return time.strftime("%Y-%m-%d"), (commit or "unknown") + (" with uncommitted changes" if dirty.stdout else "")
 
 
 def fmt(value, digits=3):
@@ -433,6 +449,10 @@ def fmt(value, digits=3):
 
 
 def table(args, reviews):
+    from screening.pipelines.features import FeatureArguments
+    from screening.pipelines.tfidf import TfidfArguments
+
+    date, commit = provenance()
     rows = {}
     for review in reviews:
         for pipeline in PIPELINES:
@@ -452,15 +472,19 @@ def table(args, reviews):
         "",
         "- `tfidf_lr`: TF-IDF (1-2 grams, min_df 2, sublinear tf) + logistic regression (C=10, balanced) — the "
         "baseline.",
-        "- `tfidf_nb`: the same TF-IDF + complement naive Bayes (alpha 0.3, balanced sample weights).",
+        f"- `tfidf_nb`: the same TF-IDF + complement naive Bayes (alpha {TfidfArguments.nb_alpha:g}, the "
+        "default; balanced sample weights).",
         "- `minilm_features_lr`: frozen all-MiniLM-L6-v2, mean pooled, 256 tokens, "
-        f"{'bf16' if args.bf16 else 'fp32'} inference; standardised + logistic regression "
-        "(balanced; C chosen per fold by an inner 3-fold CV on the training part, `--C auto`); fold scores "
-        "rank-normalised per fold before pooling (`--fold_normalization rank`: C differs between folds, and so "
-        "does the scale of their scores).",
+        f"{'bf16' if args.bf16 else 'fp32'} inference; each vector scaled to unit length "
+        f"(`--feature_scaling {FeatureArguments.feature_scaling}`, the sentence-transformers recipe) + logistic "
+        f"regression (C={FeatureArguments.C}, balanced): `run_features.py`'s defaults.",
         "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
         f"`{args.finetune_flags}`{' --bf16' if args.bf16 else ''} (no epoch selection on the validation fold; "
-        "fold scores rank-normalised per fold before pooling).",
+        "fold scores rank-normalised per fold before pooling): cut to 128 tokens and sampled negatives to fit "
+        "2 CPU cores.",
+        "- `minilm_frozen5_finetune`: the partly frozen fine-tune that fits a CPU: all-MiniLM-L6-v2 with its "
+        "embeddings and lowest 5 of 6 layers frozen (their output computed once per record and cached), the top "
+        f"layer and a mean-pooling head trained on every record at 256 tokens: `{args.frozen_finetune_flags}`.",
         "- `stack_rank`: rank average (each member's percentile among its own OOF scores) of every member "
         "present for the review; `stack_lr`: logistic regression on the members' OOF logits, nested (each fold's "
         "blend fitted on the other folds). Both fixed in advance, not chosen per review.",
@@ -520,7 +544,8 @@ def table(args, reviews):
             )
     lines += [
         "",
-        f"Wall times on this machine ({machine()}); the fine-tune's is the whole 5-fold run of one review "
+        f"Wall times on {machine()} ({date}, commit {commit}), shared with other jobs, so read them as upper "
+        "bounds; a fine-tune's is the whole 5-fold run of one review "
         "(training and scoring every record once). "
         "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure in the tables above "
         "is one fold seed: read differences against the noise band below (five fold seeds).",
