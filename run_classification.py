@@ -90,6 +90,17 @@ class ModelArguments:
         },
     )
 
+    freeze_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Freeze the embeddings and the lowest N encoder layers (BERT-family encoders): their output is "
+            "computed once per record and cached beside the tokenization (a new model, max length or text options "
+            "makes new entries), and every epoch runs only the layers above them and the head: a fine-tune of every "
+            "record at 256+ tokens that fits a CPU. The saved model predicts with the whole encoder, like any "
+            "other. Default: train every layer."
+        },
+    )
+
     def config_overrides(self):
         """ScreeningConfig fields given on the command line (pos_weight is resolved later)."""
         names = ("head_type", "head_dropout", "loss_type", "focal_alpha", "focal_gamma", "label_smoothing")

@@ -55,6 +55,10 @@ class ScreeningConfig(PreTrainedConfig):
         recall_confidence (`float`, defaults to 0.95):
             Confidence of the one-sided exact (Clopper-Pearson) recall bound, in (0, 1); 0.5 means the point
             estimate.
+        frozen_layers (`int`, defaults to 0):
+            Lower encoder layers (with the embeddings) kept frozen in training: only the layers above them and the
+            head learn. Their outputs do not change, so training may read them from a cache (`lower_states`
+            in `forward`); prediction runs the whole encoder as usual.
         threshold_validation (`dict`, *optional*):
             Figures of the held-out data at `threshold`: `records`, `includes`, `includes_found`, `recall`,
             `recall_ci_low`, `recall_ci_high` (two-sided 95% Clopper-Pearson), `read_share`, `wss`,
@@ -82,6 +86,7 @@ class ScreeningConfig(PreTrainedConfig):
     target_recall: float = 0.95
     recall_confidence: float = 0.95
     threshold_validation: dict | None = None
+    frozen_layers: int = 0
     auto_map: dict | None = None
 
     def __post_init__(self, **kwargs):
@@ -101,6 +106,8 @@ class ScreeningConfig(PreTrainedConfig):
             )
         if not 0.0 < self.target_recall <= 1.0:
             raise ValueError(f"target_recall must be in (0, 1], got {self.target_recall}")
+        if self.frozen_layers < 0:
+            raise ValueError(f"frozen_layers must be >= 0, got {self.frozen_layers}")
         if not 0.0 < self.recall_confidence < 1.0:
             raise ValueError(f"recall_confidence must be in (0, 1), got {self.recall_confidence}")
 

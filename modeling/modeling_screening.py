@@ -3,7 +3,8 @@
 import torch
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.utils import logging
 
 from .configuration_screening import ScreeningConfig
@@ -33,6 +34,14 @@ def set_attention_dropout(encoder_config, probability):
         raise ValueError(f"attention dropout must be in [0, 1), got {probability}")
     for name in names:
         setattr(encoder_config, name, probability)
+
+
+def encoder_layers(encoder):
+    """The encoder's stack of layers (`encoder.encoder.layer` in BERT-family encoders: BERT, RoBERTa, ELECTRA...)."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not isinstance(layers, torch.nn.ModuleList) or not hasattr(encoder, "embeddings"):
+        raise ValueError(f"frozen layers need a BERT-family encoder (embeddings + encoder.layer); got {type(encoder)}")
+    return layers
 
 
 def _head_inputs(outputs, dtype):
@@ -150,6 +159,30 @@ class ScreeningForSequenceClassification(ScreeningPreTrainedModel):
     def get_input_embeddings(self):
         return self.encoder.get_input_embeddings()
 
+    def freeze_lower_layers(self, num_layers=None):
+        """Stop gradients in the embeddings and the lowest `num_layers` encoder layers (default
+        `config.frozen_layers`, which is set to it): training then moves only the layers above and the head."""
+        num_layers = self.config.frozen_layers if num_layers is None else num_layers
+        layers = encoder_layers(self.encoder)
+        if not 1 <= num_layers < len(layers):
+            raise ValueError(f"frozen layers must be between 1 and {len(layers) - 1} (the encoder has {len(layers)})")
+        self.config.frozen_layers = num_layers
+        for module in (self.encoder.embeddings, *layers[:num_layers]):
+            module.requires_grad_(False)
+
+    def _run_layers(self, hidden, attention_mask, start, stop=None):
+        config = self.encoder.config
+        mask = create_bidirectional_mask(config=config, inputs_embeds=hidden, attention_mask=attention_mask)
+        for layer in encoder_layers(self.encoder)[start:stop]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def lower_layer_states(self, input_ids, attention_mask, token_type_ids=None):
+        """Output of the embeddings and the `config.frozen_layers` lowest layers (what `forward` reads from
+        `lower_states`): `(batch, seq, hidden)`. Run it in eval mode, as the cached states are used."""
+        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        return self._run_layers(hidden, attention_mask, 0, self.config.frozen_layers)
+
     def set_input_embeddings(self, value):
         self.encoder.set_input_embeddings(value)
 
@@ -169,6 +202,7 @@ class ScreeningForSequenceClassification(ScreeningPreTrainedModel):
         output_hidden_states=None,
         output_attentions=None,
         return_dict=None,
+        lower_states=None,
         **kwargs,
     ):
         r"""
@@ -182,11 +216,14 @@ class ScreeningForSequenceClassification(ScreeningPreTrainedModel):
             output_hidden_states (`bool`, *optional*): also return the encoder's hidden states.
             output_attentions (`bool`, *optional*): also return the encoder's attentions.
             return_dict (`bool`, *optional*): ignored; a `SequenceClassifierOutput` is always returned.
+            lower_states (`torch.Tensor` of shape `(batch, seq, hidden)`, *optional*): the output of the frozen
+                layers (`lower_layer_states`, e.g. from a cache); only the layers above them run. Needs
+                `config.frozen_layers` >= 1 and a head that reads the last layer only.
 
         Returns:
             `SequenceClassifierOutput` with `logits` of shape `(batch, 1)` and `loss` when `labels` are given.
         """
-        reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+        reference = next(x for x in (input_ids, lower_states, inputs_embeds) if x is not None)
         if attention_mask is None:
             attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
@@ -194,12 +231,21 @@ class ScreeningForSequenceClassification(ScreeningPreTrainedModel):
             encoder_inputs["token_type_ids"] = token_type_ids
         if position_ids is not None:
             encoder_inputs["position_ids"] = position_ids
-        outputs = self.encoder(
-            **encoder_inputs,
-            output_hidden_states=bool(self.head.needs_hidden_states or output_hidden_states),
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        if lower_states is not None:
+            if not self.config.frozen_layers or self.head.needs_hidden_states or output_hidden_states:
+                raise ValueError("lower_states needs config.frozen_layers >= 1 and a head reading the last layer only")
+            hidden = self._run_layers(lower_states.to(self.dtype), attention_mask, self.config.frozen_layers)
+            pooler = getattr(self.encoder, "pooler", None)
+            outputs = BaseModelOutputWithPooling(
+                last_hidden_state=hidden, pooler_output=pooler(hidden) if pooler is not None else None
+            )
+        else:
+            outputs = self.encoder(
+                **encoder_inputs,
+                output_hidden_states=bool(self.head.needs_hidden_states or output_hidden_states),
+                output_attentions=output_attentions,
+                return_dict=True,
+            )
         with torch.autocast(device_type=attention_mask.device.type, enabled=False):
             logits = self.head(_head_inputs(outputs, self.head.classifier.weight.dtype), attention_mask)
         loss = screening_loss(logits, labels, self.config) if labels is not None else None

@@ -16,6 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, Trainer
 
+from .frozen_layers import LowerStatesCollator
+
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -280,18 +282,23 @@ def build_trainer(
     eval_dataset=None,
     compute_metrics=None,
     max_length=None,
+    lower_states=None,
 ):
     """The `ScreeningTrainer` of a fine-tune run: dynamic padding (`DataCollatorWithPadding`, bucketed on the
     bf16/fp16 paths) and the fast path as `fast_args` (a `FastPathArguments`) sets it; `training_args` gets
-    length-grouped training where asked for. `max_length`: the longest tokenized input."""
+    length-grouped training where asked for. `max_length`: the longest tokenized input. `lower_states`: the
+    store of cached frozen-layer outputs (screening.frozen_layers) the datasets' `lower_states` rows point into."""
     fast_args.apply(training_args)
+    collator = DataCollatorWithPadding(tokenizer)
+    if lower_states is not None:
+        collator = LowerStatesCollator(collator, lower_states)
     return ScreeningTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator,
         compute_metrics=compute_metrics,
         length_sorted_prediction=fast_args.length_sorted_prediction,
         prediction_token_budget=fast_args.prediction_token_budget,

@@ -55,10 +55,19 @@ REVIEWS = (
 FOLDS, FOLD_SEED, BETA = 5, 471, 7.0
 FOLD_SEEDS = (471, 472, 473, 474, 475)  # the noise band: seed 471 (every other table) and four more
 CPU_MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr")
-CPU_STACKS = {"cpu_stack_rank": "rank", "cpu_stack_lr": "lr"}  # over CPU_MEMBERS only, so every seed alike
+TFIDF_MEMBERS = ("tfidf_lr", "tfidf_nb")
+# stacks over CPU members only (the same at every seed), each fixed in advance: name -> (method, members)
+CPU_STACKS = {
+    "tfidf_stack_rank": ("rank", TFIDF_MEMBERS),  # the best one can do without a transformer member
+    "fusion_rank": ("rank", ("tfidf_lr", "minilm_features_lr")),  # the plain late fusion of issue 19
+    "cpu_stack_rank": ("rank", CPU_MEMBERS),
+    "cpu_stack_lr": ("lr", CPU_MEMBERS),
+}
 SEED_PIPELINES = CPU_MEMBERS + tuple(CPU_STACKS)
+WITHOUT_TRANSFORMER = TFIDF_MEMBERS + ("tfidf_stack_rank",)
 RECALL_TARGET, RECALL_CONFIDENCES = 0.95, (0.5, 0.95)
-MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr", "minilm_finetune")
+FINETUNES = ("minilm_finetune", "minilm_frozen5_finetune")
+MEMBERS = CPU_MEMBERS + FINETUNES
 STACKS = {"stack_rank": "rank", "stack_lr": "lr"}  # both fixed in advance, over every member present
 PIPELINES = MEMBERS + tuple(STACKS)
 BASELINE = "tfidf_lr"
@@ -68,6 +77,12 @@ FINETUNE_FLAGS = (  # cut to fit 2 CPU cores: 128 tokens, 2 epochs over all posi
     "--num_train_epochs 2 --per_device_train_batch_size 8 --per_device_eval_batch_size 64 --learning_rate 1e-4 "
     "--warmup_steps 0.1 --weight_decay 0.01 --eval_strategy no --save_strategy no --logging_steps 20 --seed 42 "
     "--report_to none"
+)
+FROZEN_FINETUNE_FLAGS = (  # fits 2 CPU cores: every record at 256 tokens, 3 epochs, only the top layer and head learn
+    "--do_train --num_folds 5 --fold_seed 471 --fold_normalization rank --head_type mean --freeze_layers 5 "
+    "--loss_type weighted_bce --pos_weight auto --max_seq_length 256 --num_train_epochs 3 "
+    "--per_device_train_batch_size 16 --per_device_eval_batch_size 64 --learning_rate 2e-4 --warmup_steps 0.1 "
+    "--weight_decay 0.01 --eval_strategy no --save_strategy no --logging_steps 20 --seed 42 --report_to none"
 )
 
 
@@ -104,11 +119,13 @@ def complete(out, name="kfold_results.json"):
     return (out / name).is_file() and (out / "benchmark.json").is_file()
 
 
-def stage_tfidf(args, review, data, seed=FOLD_SEED):
+def stage_tfidf(args, review, data, seed=FOLD_SEED, pipelines=("tfidf_lr", "tfidf_nb")):
     from screening.pipelines.tfidf import main
 
     for pipeline, classifier in (("tfidf_lr", "lr"), ("tfidf_nb", "nb")):
         out = run_dir(args, review, pipeline, seed)
+        if pipeline not in pipelines:
+            continue
         if complete(out):
             continue
         argv = ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
@@ -128,30 +145,31 @@ def stage_features(args, review, data, seed=FOLD_SEED):
     argv += ["--bf16"] if args.bf16 else []
     argv += ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
     argv += ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
-    argv += ["--fold_seed", str(seed), "--classifier", "lr", "--C", "auto", "--fold_normalization", "rank"]
+    argv += ["--fold_seed", str(seed)]  # the defaults: unit-length vectors, balanced LR with C = 1
     timed(out, lambda: main(argv), "python scripts/run_features.py " + shown(args, argv))
 
 
-def finetune_command(args, review, data):
-    out = run_dir(args, review, "minilm_finetune")
+def finetune_command(args, review, data, pipeline):
+    out = run_dir(args, review, pipeline)
+    flags = args.finetune_flags if pipeline == "minilm_finetune" else args.frozen_finetune_flags
     command = [sys.executable, "run_classification.py", "--model_name_or_path", args.model_name_or_path]
-    command += ["--train_file", str(data), "--output_dir", str(out)] + shlex.split(args.finetune_flags)
+    command += ["--train_file", str(data), "--output_dir", str(out)] + shlex.split(flags)
     if args.bf16:
         command.append("--bf16")
     return out, command
 
 
-def stage_finetune(args, reviews):
-    """Reviews in `--parallel` processes (largest first), each a run_classification.py --num_folds 5 run."""
-    queue = [r for r in reviews if not complete(run_dir(args, r, "minilm_finetune"))]
+def stage_finetune(args, reviews, pipeline="minilm_finetune"):
+    """Reviews in `--parallel` processes (in --reviews order), each a run_classification.py --num_folds 5 run."""
+    queue = [r for r in reviews if not complete(run_dir(args, r, pipeline))]
     running = []
     while queue or running:
         while queue and len(running) < args.parallel:
             review = queue.pop(0)
-            out, command = finetune_command(args, review, Path(args.data_dir) / f"{review}.csv")
+            out, command = finetune_command(args, review, Path(args.data_dir) / f"{review}.csv", pipeline)
             out.mkdir(parents=True, exist_ok=True)
             log = open(out / "train.log", "a")
-            print(f"[finetune] {review}: {shlex.join(command)}", flush=True)
+            print(f"[{pipeline}] {review}: {shlex.join(command)}", flush=True)
             running.append(
                 (review, out, command, time.perf_counter(), subprocess.Popen(command, stdout=log, stderr=log))
             )
@@ -162,7 +180,7 @@ def stage_finetune(args, reviews):
                 continue
             running.remove(item)
             status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode}, see {out}/train.log)"
-            print(f"[finetune] {review}: {status} in {time.perf_counter() - start:.0f}s", flush=True)
+            print(f"[{pipeline}] {review}: {status} in {time.perf_counter() - start:.0f}s", flush=True)
             if process.returncode == 0:
                 typed = shown(args, ["python", "run_classification.py"] + command[2:])
                 info = {"wall_time_s": round(time.perf_counter() - start, 1), "command": typed}
@@ -191,16 +209,14 @@ def stage_seeds(args, reviews, data):
     for seed in FOLD_SEEDS[::-1] if args.reverse_seeds else FOLD_SEEDS:
         for review in reviews:
             if only & {"tfidf_lr", "tfidf_nb"}:
-                stage_tfidf(args, review, data[review], seed)
+                stage_tfidf(args, review, data[review], seed, only)
             if "minilm_features_lr" in only:
                 stage_features(args, review, data[review], seed)
-            members = [run_dir(args, review, m, seed) for m in CPU_MEMBERS]
-            if not all(complete(m) for m in members):
-                continue  # stacks once every member is there
-            for name, method in CPU_STACKS.items():
+            for name, (method, names) in CPU_STACKS.items():
+                members = [run_dir(args, review, m, seed) for m in names]
                 out = run_dir(args, review, name, seed)
-                if complete(out, "stack_results.json"):
-                    continue
+                if complete(out, "stack_results.json") or not all(complete(m) for m in members):
+                    continue  # a stack once every member is there
                 argv = ["--runs", *map(str, members), "--method", method, "--output_dir", str(out)]
                 command = "python scripts/stack.py " + shlex.join(argv)
                 timed(out, lambda out=out, method=method, members=members: stack_runs(members, out, method), command)
@@ -212,7 +228,7 @@ def pack(args, path, reviews):
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz") as tar:
         for review in reviews:
-            for pipeline in ("minilm_features_lr", "minilm_finetune"):
+            for pipeline in ("minilm_features_lr", *FINETUNES):
                 out = run_dir(args, review, pipeline)
                 for name in ("oof.csv", "kfold_results.json", "benchmark.json", "summary.md", "train.log"):
                     if (out / name).is_file():
@@ -283,41 +299,55 @@ def mean_sd(values):
     return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
 
 
+def paired(by_seed, reference):
+    """Mean ± s.d. over the shared seeds of the paired difference of six-review means (`by_seed` - `reference`)."""
+    gaps = [np.mean(by_seed[s]) - np.mean(reference[s]) for s in by_seed if s in reference]
+    if not gaps:
+        return "–", None
+    spread = f" ± {np.std(gaps, ddof=1):.3f}" if len(gaps) > 1 else " (1 seed)"
+    return f"{np.mean(gaps):+.3f}{spread}", gaps
+
+
 def seed_section(args, reviews):
     """(a) Honest F7 over FOLD_SEEDS: per review and six-review mean, mean ± s.d. over seeds, and the paired
-    difference to the baseline (the same folds for both), so a gap is read against its noise."""
+    differences to the baseline and to the best pipeline without a transformer member (the same folds for all),
+    so a gap is read against its noise."""
     seeds = ", ".join(map(str, FOLD_SEEDS))
+    runs = {p: honest_by_seed(args, reviews, p) for p in SEED_PIPELINES + FINETUNES}
+    complete_runs = {p: v for p, v in runs.items() if len(v) == len(FOLD_SEEDS)}
+    without = [p for p in WITHOUT_TRANSFORMER if p in complete_runs]
+    best_without = max(without, key=lambda p: np.mean(list(complete_runs[p].values()))) if without else None
     lines = [
         "",
         "## Fold-seed noise band: honest F7 over five fold seeds",
         "",
         f"The same 5-fold CV repeated with fold seeds {seeds} (471 as everywhere else, then four more); mean ± "
-        "sample s.d. over the seeds. `cpu_stack_rank` / `cpu_stack_lr` are the two stacks over the three CPU "
-        "members only (so that every seed has the same members). **Δ vs tfidf_lr** is the paired difference of "
-        "the six-review mean honest F7 (same folds for both) over the seeds: a gap smaller than about twice its "
-        "s.d. is noise. `minilm_finetune` stays at one seed (471): one 5-fold fine-tune of the six reviews took "
-        "about 5,900 s on these 2 CPU cores "
-        "(the earlier run: 1,774 + 506 + 2,611 + 312 + 434 + 238 s), too much to repeat five times here.",
+        "sample s.d. over the seeds. The stacks here are over CPU members only (the same members at every seed), "
+        "each fixed in advance: `tfidf_stack_rank` (TF-IDF + LR and + NB: the best without a transformer "
+        "member can do), `fusion_rank` (TF-IDF + LR and the MiniLM features, the plain late fusion), "
+        "`cpu_stack_rank` / `cpu_stack_lr` (all three CPU members). **Δ** columns are paired differences of the "
+        "six-review mean honest F7 over the seeds (same folds for both): a gap smaller than about twice its s.d. "
+        f"is noise. **Δ vs best w/o transformer** compares with `{best_without}`, the best of "
+        f"{', '.join(f'`{p}`' for p in WITHOUT_TRANSFORMER)} on the five-seed mean. The fine-tunes are at the "
+        "seeds they were run at (see the notes for their cost).",
         "",
-        "| pipeline | seeds | " + " | ".join(reviews) + " | six-review mean | Δ vs tfidf_lr |",
-        "|---|---:|" + "---:|" * (len(reviews) + 2),
+        "| pipeline | seeds | " + " | ".join(reviews) + " | six-review mean | Δ vs tfidf_lr "
+        "| Δ vs best w/o transformer |",
+        "|---|---:|" + "---:|" * (len(reviews) + 3),
     ]
-    baseline = honest_by_seed(args, reviews, BASELINE)
-    for pipeline in SEED_PIPELINES + ("minilm_finetune",):
-        by_seed = honest_by_seed(args, reviews, pipeline)
+    for pipeline, by_seed in runs.items():
         if not by_seed:
-            lines.append(f"| {pipeline} | 0 | " + " | ".join("–" for _ in reviews) + " | – | – |")
+            lines.append(f"| {pipeline} | 0 | " + " | ".join("–" for _ in reviews) + " | – | – | – |")
             continue
         matrix = np.array(list(by_seed.values()))  # seeds x reviews
         cells = [mean_sd(matrix[:, j]) for j in range(len(reviews))]
-        paired = [np.mean(by_seed[s]) - np.mean(baseline[s]) for s in by_seed if s in baseline]
-        delta = "–"
-        if pipeline != BASELINE and paired:
-            spread = f" ± {np.std(paired, ddof=1):.3f}" if len(paired) > 1 else " (1 seed)"
-            delta = f"{np.mean(paired):+.3f}{spread}"
+        delta = paired(by_seed, runs[BASELINE])[0] if pipeline != BASELINE else "–"
+        delta_best = "–"
+        if best_without and pipeline not in WITHOUT_TRANSFORMER:
+            delta_best = paired(by_seed, complete_runs[best_without])[0]
         lines.append(
             f"| {pipeline} | {len(by_seed)} | " + " | ".join(cells) + f" | **{mean_sd(matrix.mean(axis=1))}** "
-            f"| {delta} |"
+            f"| {delta} | {delta_best} |"
         )
     return lines
 
@@ -390,12 +420,28 @@ def recall_section(args, reviews):
 
 
 def machine():
-    import platform
-
+    """The GPU's name, else the CPU's: vendor family, its widest matrix units (AMX / AVX512-BF16 / AVX2) and cores."""
     import torch
 
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return gpu or f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    fields = dict(line.split(":", 1) for line in info.splitlines()[:40] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    units = next((label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"),
+                  ("avx512f", "AVX512, no bf16"), ("avx2", "AVX2-only")) if flag in flags), "")  # fmt: skip
+    name = fields.get("model name", "")
+    vendor = "AMD EPYC" if "EPYC" in name else name or "CPU"
+    return f"{units} {vendor}, {len(os.sched_getaffinity(0))} cores".strip()
+
+
+def provenance():
+    """Date and commit of the code that wrote the table (marked when the work tree had uncommitted changes)."""
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return time.strftime("%Y-%m-%d"), (commit or "unknown") + (" with uncommitted changes" if dirty.stdout else "")
 
 
 def fmt(value, digits=3):
@@ -403,6 +449,10 @@ def fmt(value, digits=3):
 
 
 def table(args, reviews):
+    from screening.pipelines.features import FeatureArguments
+    from screening.pipelines.tfidf import TfidfArguments
+
+    date, commit = provenance()
     rows = {}
     for review in reviews:
         for pipeline in PIPELINES:
@@ -422,15 +472,19 @@ def table(args, reviews):
         "",
         "- `tfidf_lr`: TF-IDF (1-2 grams, min_df 2, sublinear tf) + logistic regression (C=10, balanced) — the "
         "baseline.",
-        "- `tfidf_nb`: the same TF-IDF + complement naive Bayes (alpha 0.3, balanced sample weights).",
+        f"- `tfidf_nb`: the same TF-IDF + complement naive Bayes (alpha {TfidfArguments.nb_alpha:g}, the "
+        "default; balanced sample weights).",
         "- `minilm_features_lr`: frozen all-MiniLM-L6-v2, mean pooled, 256 tokens, "
-        f"{'bf16' if args.bf16 else 'fp32'} inference; standardised + logistic regression "
-        "(balanced; C chosen per fold by an inner 3-fold CV on the training part, `--C auto`); fold scores "
-        "rank-normalised per fold before pooling (`--fold_normalization rank`: C differs between folds, and so "
-        "does the scale of their scores).",
+        f"{'bf16' if args.bf16 else 'fp32'} inference; each vector scaled to unit length "
+        f"(`--feature_scaling {FeatureArguments.feature_scaling}`, the sentence-transformers recipe) + logistic "
+        f"regression (C={FeatureArguments.C}, balanced): `run_features.py`'s defaults.",
         "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
         f"`{args.finetune_flags}`{' --bf16' if args.bf16 else ''} (no epoch selection on the validation fold; "
-        "fold scores rank-normalised per fold before pooling).",
+        "fold scores rank-normalised per fold before pooling): cut to 128 tokens and sampled negatives to fit "
+        "2 CPU cores.",
+        "- `minilm_frozen5_finetune`: the partly frozen fine-tune that fits a CPU: all-MiniLM-L6-v2 with its "
+        "embeddings and lowest 5 of 6 layers frozen (their output computed once per record and cached), the top "
+        f"layer and a mean-pooling head trained on every record at 256 tokens: `{args.frozen_finetune_flags}`.",
         "- `stack_rank`: rank average (each member's percentile among its own OOF scores) of every member "
         "present for the review; `stack_lr`: logistic regression on the members' OOF logits, nested (each fold's "
         "blend fitted on the other folds). Both fixed in advance, not chosen per review.",
@@ -490,7 +544,8 @@ def table(args, reviews):
             )
     lines += [
         "",
-        f"Wall times on this machine ({machine()}); the fine-tune's is the whole 5-fold run of one review "
+        f"Wall times on {machine()} ({date}, commit {commit}), shared with other jobs, so read them as upper "
+        "bounds; a fine-tune's is the whole 5-fold run of one review "
         "(training and scoring every record once). "
         "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure in the tables above "
         "is one fold seed: read differences against the noise band below (five fold seeds).",
@@ -532,12 +587,14 @@ def table(args, reviews):
 def parse_args(argv=None):
     parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default="tfidf,features,stack,table", help="Comma-separated: tfidf, features, "
-                        "finetune, stack, seeds (CPU pipelines over FOLD_SEEDS), table.")  # fmt: skip
+                        "finetune, frozen_finetune, stack, seeds (CPU pipelines over FOLD_SEEDS), table.")  # fmt: skip
     parser.add_argument("--data_dir", default="../shared/data", help="Folder of the six review CSVs.")
     parser.add_argument("--results_dir", default="outputs/quality", help="Runs go here (one folder per review).")
     parser.add_argument("--reviews", default=",".join(REVIEWS), help="Comma-separated file stems.")
     parser.add_argument("--model_name_or_path", default=None, help="Encoder (default: the embedded MiniLM).")
     parser.add_argument("--finetune_flags", default=FINETUNE_FLAGS, help="run_classification.py flags.")
+    parser.add_argument("--frozen_finetune_flags", default=FROZEN_FINETUNE_FLAGS,
+                        help="run_classification.py flags of the partly frozen fine-tune.")  # fmt: skip
     parser.add_argument(
         "--bf16", action="store_true", help="bf16 for the MiniLM features and the fine-tune (a GPU, or a CPU with AMX)."
     )
@@ -571,6 +628,8 @@ def main(argv=None):
         stage_seeds(args, reviews, data)
     if "finetune" in stages:
         stage_finetune(args, reviews)
+    if "frozen_finetune" in stages:
+        stage_finetune(args, reviews, "minilm_frozen5_finetune")
     if "stack" in stages:
         for review in reviews:
             stage_stack(args, review)

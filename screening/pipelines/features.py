@@ -14,7 +14,7 @@ import torch
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import Normalizer, StandardScaler
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from modeling.heads import masked_mean
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 POOLINGS = ("cls", "mean")
 CLASSIFIERS = ("lr", "lightgbm")
+SCALINGS = ("l2", "standard", "none")
 
 
 @dataclass
@@ -49,13 +50,23 @@ class FeatureArguments:
     feature_cache_dir: str | None = field(
         default=None, metadata={"help": "Cache embeddings here (keyed by model, texts and settings); reused later."}
     )
+    feature_scaling: str = field(
+        default="l2",
+        metadata={
+            "help": "What the logistic regression sees: 'l2' each vector scaled to unit length (the "
+            "sentence-transformers recipe: pooled, then normalised), 'standard' each dimension standardised on "
+            "the fold's training part, or 'none' the pooled vectors as they are. Applied after the feature cache.",
+            "choices": SCALINGS,
+        },
+    )
     classifier: str = field(default="lr", metadata={"help": "'lr' (balanced logistic regression) or 'lightgbm'."})
     C: str = field(
         default="1.0",
         metadata={
             "help": "Inverse regularisation of the logistic regression: a number, or 'auto' to choose it per fold "
             "by an inner stratified 3-fold CV on that fold's training part (average precision over C = 1e-4 .. "
-            "10; the held-out fold is never seen)."
+            "10; the held-out fold is never seen; fold scores then sit at different levels: add "
+            "--fold_normalization rank)."
         },
     )
     lgbm_estimators: int = field(default=300, metadata={"help": "LightGBM boosting rounds."})
@@ -146,7 +157,8 @@ def make_classifier(args, labels):
                 model = LogisticRegression(C=float(args.C), class_weight="balanced", max_iter=3000)
             except ValueError:
                 raise ScreeningInputError(f"--C must be a number or 'auto'; got {args.C!r}") from None
-        return make_pipeline(StandardScaler(), model)
+        scaler = {"l2": Normalizer(), "standard": StandardScaler(), "none": "passthrough"}[args.feature_scaling]
+        return make_pipeline(scaler, model)
     if args.classifier == "lightgbm":
         from lightgbm import LGBMClassifier
 

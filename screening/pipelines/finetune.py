@@ -24,6 +24,7 @@ from modeling.configuration_screening import LOSS_TYPES
 from .. import hub, outputs
 from ..data import check_two_classes, first_rows, load_kfold_data, load_split, sample_negatives, source_flag
 from ..errors import ScreeningInputError
+from ..frozen_layers import attach_lower_states
 from ..kfold import FoldOutput, run_kfold, summary_figures
 from ..metrics import (
     ThresholdArguments,
@@ -40,6 +41,7 @@ from ..trainer import build_trainer
 
 logger = logging.getLogger(__name__)
 
+FROZEN_INCOMPATIBLE_HEADS = ("cls_concat_last4", "weighted_layers")  # they read the frozen layers' outputs too
 SUMMARY_KEYS = ("fbeta", "threshold", "wss_95", "roc_auc", "recall", "recall_ci_low", "recall_ci_high")
 SUMMARY_KEYS += ("read_share", "wss", "precision")
 VALIDATION_KEYS = ("recall", "recall_ci_low", "recall_ci_high", "read_share", "wss", "includes", "includes_found")
@@ -79,6 +81,10 @@ def check_args(model_args, data_args, training_args, fast_args, cv_args, thresho
         raise ScreeningInputError("--validation_split_percentage must be in [0, 100)")
     if not data_args.text_column_list:
         raise ScreeningInputError("--text_columns names no column")
+    if model_args.freeze_layers is not None and model_args.freeze_layers < 1:
+        raise ScreeningInputError(f"--freeze_layers must be at least 1; got {model_args.freeze_layers}")
+    if model_args.freeze_layers and model_args.head_type in FROZEN_INCOMPATIBLE_HEADS:
+        raise ScreeningInputError(f"--freeze_layers needs a head that reads the last layer; not {model_args.head_type}")
     if model_args.attention_dropout is not None and not 0 <= model_args.attention_dropout < 1:
         raise ScreeningInputError(f"--attention_dropout must be in [0, 1); got {model_args.attention_dropout}")
     if data_args.negative_sampling_ratio is not None and data_args.negative_sampling_ratio <= 0:
@@ -296,9 +302,21 @@ def train_and_predict(setup, training_args, train, validation, test, checkpoint=
     evaluates = validation is not None and (training_args.do_train or training_args.do_eval)
     eval_ds = tokenized(validation, desc="Tokenizing validation") if evaluates else None
     test_ds = tokenized(test, desc="Tokenizing test") if test is not None else None
+    lower_states = None
+    if model_args.freeze_layers:
+        try:
+            model.freeze_lower_layers(model_args.freeze_layers)
+        except ValueError as err:
+            raise ScreeningInputError(f"--freeze_layers {model_args.freeze_layers}: {err}") from None
+        with training_args.main_process_first(desc="Frozen layers"):
+            model.to(training_args.device)
+            splits, lower_states = attach_lower_states([train_ds, eval_ds, test_ds], model, cache_dir)
+        train_ds, eval_ds, test_ds = splits
     model.config.beta = data_args.beta
     compute_metrics = make_compute_metrics(data_args.beta, rule)
-    trainer = build_trainer(model, tokenizer, training_args, fast_args, train_ds, eval_ds, compute_metrics, max_length)
+    trainer = build_trainer(
+        model, tokenizer, training_args, fast_args, train_ds, eval_ds, compute_metrics, max_length, lower_states
+    )
     out = Path(training_args.output_dir)
     main_process = trainer.is_world_process_zero()
     summary, all_metrics, eval_metrics, predict_metrics = {}, {}, {}, {}

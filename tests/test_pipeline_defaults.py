@@ -1,0 +1,84 @@
+"""The classic members' defaults (chosen on five fold seeds, benchmarks/quality_notes.md): what --help says, what the
+pipelines build, and what scripts/benchmark_quality.py runs."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
+from sklearn.preprocessing import Normalizer, StandardScaler
+
+from screening.cli import parse_args
+from screening.kfold import CrossValidationArguments
+from screening.pipelines.features import FeatureArguments, make_classifier
+from screening.pipelines.tfidf import TfidfArguments, make_tfidf_model
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import benchmark_quality  # noqa: E402
+
+DEFAULTS = {  # script -> flag -> the default its --help must state
+    "scripts/run_tfidf.py": {"nb_alpha": "1.0", "C": "10.0"},
+    "scripts/run_features.py": {"feature_scaling": "l2", "C": "1.0", "fold_normalization": "none"},
+}
+
+
+@pytest.mark.parametrize("script", sorted(DEFAULTS))
+def test_help_states_the_defaults(script):
+    env = dict(os.environ, COLUMNS="1000")
+    text = subprocess.run(
+        [sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    blocks = [" ".join(block.split()) for block in text.split("\n  --")]  # one block per flag
+    for flag, default in DEFAULTS[script].items():
+        block = next(b for b in blocks if b.startswith(f"{flag} "))
+        assert re.search(rf"\(default: {re.escape(default)}\)$", block), block
+
+
+def test_nb_default_is_complement_nb_with_alpha_one():
+    _, model = make_tfidf_model(TfidfArguments(classifier="nb"))
+    assert isinstance(model, ComplementNB) and model.alpha == 1.0
+
+
+def test_features_default_is_unit_length_then_plain_balanced_lr():
+    labels = np.r_[np.ones(10), np.zeros(90)].astype(int)
+    x = np.random.default_rng(0).normal(size=(100, 8)) * 5 + labels[:, None]
+    model = make_classifier(FeatureArguments(model_name_or_path="m"), labels).fit(x, labels)
+    scaler, lr = model[0], model[-1]
+    assert isinstance(scaler, Normalizer) and isinstance(lr, LogisticRegression)
+    assert lr.C == 1.0 and lr.class_weight == "balanced"
+    np.testing.assert_allclose(np.linalg.norm(scaler.transform(x), axis=1), 1.0, rtol=1e-6)
+    standard = FeatureArguments(model_name_or_path="m", feature_scaling="standard")
+    assert isinstance(make_classifier(standard, labels)[0], StandardScaler)
+
+
+def captured_argv(monkeypatch, module, call):
+    """The argv a benchmark stage hands to `module.main` (which is not run)."""
+    seen = []
+    monkeypatch.setattr(module, "main", lambda argv: seen.append(argv))
+    call()
+    return seen
+
+
+def test_quality_benchmark_runs_the_defaults(monkeypatch, tmp_path):
+    from screening.pipelines import features, tfidf
+    from screening.pipelines.sklearn import RunArguments, SklearnCrossValidationArguments
+
+    args = benchmark_quality.parse_args(["--results_dir", str(tmp_path)])
+    data = tmp_path / "review.csv"
+    runs = captured_argv(monkeypatch, tfidf, lambda: benchmark_quality.stage_tfidf(args, "r", data))
+    nb = next(argv for argv in runs if "nb" in argv)
+    _, tfidf_args, *_ = parse_args((RunArguments, TfidfArguments, SklearnCrossValidationArguments), nb)
+    assert tfidf_args.nb_alpha == TfidfArguments.nb_alpha == 1.0
+
+    (argv,) = captured_argv(monkeypatch, features, lambda: benchmark_quality.stage_features(args, "r", data))
+    parsed = parse_args((RunArguments, FeatureArguments, SklearnCrossValidationArguments), argv)
+    _, feature_args, cv_args = parsed
+    assert (feature_args.feature_scaling, feature_args.C, feature_args.pooling) == ("l2", "1.0", "mean")
+    assert feature_args.max_seq_length == 256 and cv_args.fold_normalization == "none"
+    assert CrossValidationArguments.fold_normalization == "none"
