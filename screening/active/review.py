@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import outputs
 from ..data import _rows, check_columns, read_table, stable_ids
 from ..errors import ScreeningInputError
 from . import stopping
@@ -310,19 +311,17 @@ def _audit_sentence(audit):
 def run_review(review_args, ranker_args, loop_args, stop_args):
     """One step of a real review: read, update the stream, judge, propose, write (state.json last). Returns the
     verdicts."""
-    from . import files
-
     out = Path(review_args.output_dir)
     if out.resolve() == Path(review_args.labels_file).resolve().parent and Path(review_args.labels_file).name in (
-        files.NEXT_BATCH,
-        files.SCREENED,
-        files.STATE,
-        files.SUMMARY,
+        outputs.NEXT_BATCH,
+        outputs.SCREENED,
+        outputs.STATE,
+        outputs.SUMMARY,
     ):
         raise ScreeningInputError(f"--labels_file {review_args.labels_file} would be overwritten; rename it")
     records = load_records(review_args.records_file, review_args.id_column)
     labels = read_labels(review_args.labels_file, set(records["id"]))
-    state = load_state(out / files.STATE, records) or new_state(records, loop_args.seed)
+    state = load_state(out / outputs.STATE, records) or new_state(records, loop_args.seed)
     extend_stream(state, labels, review_args.labels_file)
     audit = audit_status(state, labels, len(records), stop_args)
     stream_labels = [labels[i] for i in state["stream"]]
@@ -334,10 +333,10 @@ def run_review(review_args, ranker_args, loop_args, stop_args):
             {"round": len(state["batches"]) + 1, "kind": kind, "ids": records["id"].to_numpy()[rows].tolist()}
         )
     state["verdicts"] = verdict
-    files.write_next_batch(out, batch_frame(records, rows, scores))
-    files.write_screened(out, stream_frame(state, labels, records))
+    outputs.write_next_batch(out, batch_frame(records, rows, scores))
+    outputs.write_screened(out, stream_frame(state, labels, records))
     stops = {rule: verdict["records_read"] for rule, v in verdict["rules"].items() if v["stop"]}
-    files.plot_recall_curve(out, [stream_labels], len(records), stops, title="includes found so far")
-    files.write_summary(out, review_summary(verdict, kind, len(rows), review_args.records_file))
-    files.write_state(out, state)  # last: the run is complete
+    outputs.plot_recall_curve(out, [stream_labels], len(records), stops, title="includes found so far")
+    outputs.write_summary(out, review_summary(verdict, kind, len(rows), review_args.records_file))
+    outputs.write_state(out, state)  # last: the run is complete
     return verdict, kind, len(rows)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import outputs
 from ..errors import ScreeningInputError
 from . import stopping
 from .loop import batch_size, choose_batch
@@ -237,8 +238,6 @@ def run_simulation(frame, labels, ranker_args, loop_args, sim_args, stop_args, c
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from . import files
-
     shared = None if ranker_args.ranker == "finetune" else build_ranker(frame, ranker_args)  # seed-free features
     runs, orders = [], []
     for seed in tqdm(range(loop_args.seed, loop_args.seed + sim_args.runs), desc="runs", disable=not progress):
@@ -267,16 +266,16 @@ def run_simulation(frame, labels, ranker_args, loop_args, sim_args, stop_args, c
         "command": command,
     }
     out = sim_args.output_dir
-    files.write_screening_order(out, pd.concat(orders, ignore_index=True))
+    outputs.write_screening_order(out, pd.concat(orders, ignore_index=True))
     first = runs[0]
     stops = {rule: o["stop"] for rule, o in first["rules"].items()}
-    files.plot_recall_curve(
+    outputs.plot_recall_curve(
         out,
         [labels[r["order"]] for r in runs],
         labels.size,
         stops,
         title=f"{ranker_args.ranker}, {len(runs)} run(s); stops of seed {loop_args.seed}",
     )
-    files.write_simulation_results(out, results)
-    files.write_summary(out, simulation_summary(results, f"Simulated screening: {sim_args.data_file}", command))
+    outputs.write_simulation_results(out, results)
+    outputs.write_summary(out, simulation_summary(results, f"Simulated screening: {sim_args.data_file}", command))
     return results
