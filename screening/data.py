@@ -63,14 +63,18 @@ def read_table(path, flag="--train_file"):
                 sep = "," if suffix == ".csv" else "\t"
                 frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)
             else:
-                frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
-                frame = frame.astype(object).where(frame.notna(), "").astype(str)
+                frame = as_text(pd.read_json(io.StringIO(text), lines=True, dtype=False))
         except (pd.errors.ParserError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ScreeningInputError(f"{flag}: {path} could not be parsed: {first}") from None
     if frame.empty:
         raise ScreeningInputError(f"{flag}: {path} has a header but no data rows")
     return frame
+
+
+def as_text(frame):
+    """Every value as text, '' where it is missing (a parsed JSON or dataset table, as a CSV is read)."""
+    return frame.astype(object).where(frame.notna(), "").astype(str)
 
 
 def _read_excel(path, flag):
@@ -182,13 +186,15 @@ def check_unique_ids(frame, column, path, flag):
         )
 
 
-def check_two_classes(labels, path, flag, what="training data", fix=""):
-    """Both labels occur: a model cannot learn, nor a threshold be tuned, from one class."""
+def check_two_classes(labels, source, flag, what="training data", fix=""):
+    """Both labels occur: a model cannot learn, nor a threshold be tuned, from one class. `source` is the file
+    (named by `flag`) or `DatasetSplit` the labels came from."""
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)
     if counts.min() == 0:
         only = "1 (include)" if counts[0] == 0 else "0 (exclude)"
         raise ScreeningInputError(
-            f"{flag}: {path}: the {what} holds only label {only}; both 0 and 1 are needed{'; ' + fix if fix else ''}"
+            f"{source_flag(source, flag)}: {source}: the {what} holds only label {only}; both 0 and 1 are needed"
+            f"{'; ' + fix if fix else ''}"
         )
 
 
@@ -262,12 +268,12 @@ class DatasetArguments:
                     f"--{flag}: dataset {self.dataset_name} has no split {split!r}; its splits: {', '.join(names)}"
                 )
             present = want and split in names
-            if flag == "test_split_name" and want and require_test and not present:
-                raise ScreeningInputError(
-                    f"--do_predict: dataset {self.dataset_name} has no split {split!r}; its splits: {', '.join(names)}"
-                    "; name the one to predict with --test_split_name"
-                )
             sources.append(DatasetSplit(self.dataset_name, self.dataset_config_name, split) if present else None)
+        if test and require_test and sources[2] is None:
+            raise ScreeningInputError(
+                f"--do_predict: dataset {self.dataset_name} has no split {self.test_split_name or 'test'!r}; its "
+                f"splits: {', '.join(names)}; name the one to predict with --test_split_name"
+            )
         return tuple(sources)
 
 
@@ -292,7 +298,7 @@ class DatasetSplit:
         frame = load_dataset_dict(self.name, self.config)[self.split].to_pandas()
         if frame.empty:
             raise ScreeningInputError(f"--dataset_name: {self} has no records")
-        return frame.astype(object).where(frame.notna(), "").astype(str)
+        return as_text(frame)
 
 
 @functools.cache
@@ -349,7 +355,7 @@ def load_kfold_data(
     extra = [group_column] if group_column and group_column not in text_columns else []
     train = load_split(train_source, list(text_columns) + extra, id_column, label_column, "--train_file")
     train = first_rows(train, max_train)
-    check_two_classes(train["labels"], train_source, source_flag(train_source, "--train_file"))
+    check_two_classes(train["labels"], train_source, "--train_file")
     test = load_split(test_source, text_columns, id_column, None, "--test_file") if test_source else None
     groups = train[group_column].to_numpy() if group_column else None
     return train, first_rows(test, max_test), groups

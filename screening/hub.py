@@ -73,7 +73,7 @@ def dataset_description(data_args, train, validation):
     """(name, type, split) naming the data the threshold and metrics come from."""
     if data_args.dataset_name:
         _, split, _ = data_args.data_sources(test=False)
-        name, kind = f"{data_args.dataset_name}", data_args.dataset_name
+        name = kind = data_args.dataset_name
         where = f"split {split.split!r} of {name}" if split else None
     else:
         source = data_args.validation_file or data_args.train_file

@@ -22,7 +22,7 @@ from modeling import HEADS, ScreeningForSequenceClassification
 from modeling.configuration_screening import LOSS_TYPES
 
 from .. import hub, outputs
-from ..data import check_two_classes, first_rows, load_kfold_data, load_split, sample_negatives, source_flag
+from ..data import check_two_classes, first_rows, load_kfold_data, load_split, sample_negatives
 from ..errors import ScreeningInputError
 from ..frozen_layers import attach_lower_states
 from ..kfold import FoldOutput, run_kfold, summary_figures
@@ -144,15 +144,13 @@ def load_data(data_args, training_args):
     validation = first_rows(validation, data_args.max_eval_samples)
     test = first_rows(test, data_args.max_predict_samples)
     if training_args.do_train:
-        check_two_classes(train["labels"], train_source, source_flag(train_source, "--train_file"))
+        check_two_classes(train["labels"], train_source, "--train_file")
     if training_args.do_eval:  # the threshold is tuned on it
         if validation_source:
-            flag = source_flag(validation_source, "--validation_file")
-            check_two_classes(validation["labels"], validation_source, flag, "validation data")
+            check_two_classes(validation["labels"], validation_source, "--validation_file", "validation data")
         else:
             fix = "give validation data or a larger --validation_split_percentage"
-            flag = source_flag(train_source, "--train_file")
-            check_two_classes(validation["labels"], train_source, flag, "validation split", fix)
+            check_two_classes(validation["labels"], train_source, "--train_file", "validation split", fix)
     return train, validation, test
 
 
