@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import ComplementNB
+from sklearn.preprocessing import normalize
 from sklearn.utils.class_weight import compute_sample_weight
 
 from ..errors import ScreeningInputError
+from ..pipelines.tfidf import tfidf_vectorizer
 from ..text import TextOptions, prepare_texts
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def balanced_weights(labels):
 class TfidfRanker:
     def __init__(self, frame, args):
         texts = prepare_texts(frame, TEXT_COLUMNS, " ", TextOptions())
-        self.features = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(texts)
+        self.features = tfidf_vectorizer().fit_transform(texts)
         self.args = args
 
     def fit_score(self, rows, labels):
@@ -111,7 +112,7 @@ class FeaturesRanker:
         # unit length (the encoder is trained for cosine similarity); a scaler fitted on the few labelled rows
         # would blow up the dimensions where two or three vectors agree (Appenzeller-Herzog, 5 includes + 100
         # excludes labelled: ROC AUC 0.86 unit-length against 0.82 standardised)
-        self.features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        self.features = normalize(features)  # as run_features.py's --feature_scaling l2
         self.args = args
 
     def fit_score(self, rows, labels):

@@ -40,8 +40,13 @@ class TfidfArguments:
     )
 
 
+def tfidf_vectorizer(ngram_max=2, min_df=2):
+    """Sublinear TF-IDF of word 1..`ngram_max`-grams seen in at least `min_df` records (every TF-IDF model here)."""
+    return TfidfVectorizer(ngram_range=(1, ngram_max), min_df=min_df, sublinear_tf=True)
+
+
 def make_tfidf_model(args):
-    vectorizer = TfidfVectorizer(ngram_range=(1, args.ngram_max), min_df=args.min_df, sublinear_tf=True)
+    vectorizer = tfidf_vectorizer(args.ngram_max, args.min_df)
     if args.classifier == "lr":
         model = LogisticRegression(C=args.C, class_weight="balanced", max_iter=2000, solver="liblinear")
     elif args.classifier == "nb":
