@@ -40,8 +40,8 @@ REVIEWS = (
     "Wallace_2010_ProtonBeam",
     "Wallace_2010_Micronutrients",
 )
-RANKERS = ("tfidf_lr", "tfidf_nb", "features_lr", "tfidf_features", "asreview")
-DEFAULT = "tfidf_lr"
+RANKERS = ("tfidf_features", "tfidf_lr", "tfidf_nb", "features_lr", "asreview")
+DEFAULT = "tfidf_features"
 
 
 def parse():

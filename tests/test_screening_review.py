@@ -64,9 +64,16 @@ def test_excel_and_tsv_readers(demo, tmp_path):
         read_table(tmp_path / "bad.xlsx")
 
 
-def step(tmp_path, **kwargs):
+@pytest.fixture(scope="module")
+def ranker(tiny_encoder_dir, tmp_path_factory):
+    """The default ranker (tfidf_features) on the tiny random BERT, embeddings cached for the module."""
+    cache = tmp_path_factory.mktemp("embeddings")
+    return RankerArguments(model_name_or_path=str(tiny_encoder_dir), max_seq_length=32, feature_cache_dir=str(cache))
+
+
+def step(tmp_path, ranker, **kwargs):
     args = ReviewArguments(str(tmp_path / "s.ris"), str(tmp_path / "labels.csv"), str(tmp_path / "review"), **kwargs)
-    return run_review(args, RankerArguments(), LoopArguments(batch_size="10"), StoppingArguments())
+    return run_review(args, ranker, LoopArguments(batch_size="10"), StoppingArguments())
 
 
 def label_batch(tmp_path, demo, extra=()):
@@ -79,39 +86,55 @@ def label_batch(tmp_path, demo, extra=()):
     pd.concat([old, rows, pd.DataFrame(list(extra), columns=["id", "judgement"])]).to_csv(path, index=False)
 
 
-def test_round_trip_resume_and_rerun(demo, tmp_path):
+def test_round_trip_resume_and_rerun(demo, tmp_path, ranker):
     write_ris(tmp_path / "s.ris", demo)
-    verdict, kind, size = step(tmp_path)
+    verdict, kind, size = step(tmp_path, ranker)
     assert (kind, size, verdict["records_read"]) == ("random", 10, 0)
     includes = load_records(tmp_path / "s.ris").merge(demo, on=["title", "abstract"])
     prior = includes[includes.judgement == "1"].id_x.iloc[0]
     label_batch(tmp_path, demo, extra=[(prior, "1")])  # a known include as a prior
     labels_before = (tmp_path / "labels.csv").read_bytes()
-    verdict, kind, size = step(tmp_path)
+    verdict, kind, size = step(tmp_path, ranker)
     assert kind == "ranked" and verdict["records_read"] == 11 and verdict["includes_found"] >= 1
     state = json.loads((tmp_path / "review" / "state.json").read_text())
     batch = pd.read_csv(tmp_path / "review" / "next_batch.csv", dtype=str)
     # a rerun with the same labels (e.g. after a killed run) proposes the same batch and keeps the same stream
-    step(tmp_path)
+    step(tmp_path, ranker)
     assert json.loads((tmp_path / "review" / "state.json").read_text())["stream"] == state["stream"]
     assert pd.read_csv(tmp_path / "review" / "next_batch.csv", dtype=str).equals(batch)
     assert (tmp_path / "labels.csv").read_bytes() == labels_before  # never written
     label_batch(tmp_path, demo)
-    verdict, kind, size = step(tmp_path)
+    verdict, kind, size = step(tmp_path, ranker)
     assert verdict["records_read"] == 21 and state["stream"] == json.loads(
         (tmp_path / "review" / "state.json").read_text())["stream"][:11]  # fmt: skip
     screened = pd.read_csv(tmp_path / "review" / "screened.csv")
     assert screened.step.tolist() == list(range(1, 22)) and set(verdict["rules"]) >= {"hypergeometric", "read_share"}
 
 
-def test_audit_round_trip(demo, tmp_path):
+def test_screen_embeds_the_search_once_into_the_output_dir(demo, tmp_path, tiny_encoder_dir):
     write_ris(tmp_path / "s.ris", demo)
-    step(tmp_path)
+    ranker = RankerArguments(model_name_or_path=str(tiny_encoder_dir), max_seq_length=32)  # no --feature_cache_dir
+    assert step(tmp_path, ranker)[1] == "random"  # no labels yet: nothing embedded
+    assert not (tmp_path / "review" / "embeddings").exists()
+    includes = load_records(tmp_path / "s.ris").merge(demo, on=["title", "abstract"])
+    label_batch(tmp_path, demo, extra=[(includes[includes.judgement == "1"].id_x.iloc[0], "1")])
+    assert step(tmp_path, ranker)[1] == "ranked"
+    cached = list((tmp_path / "review" / "embeddings").glob("*.npy"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
     label_batch(tmp_path, demo)
-    verdict, kind, size = step(tmp_path, audit=True)
+    step(tmp_path, ranker)  # read from the cache, not embedded again
+    assert [p.stat().st_mtime_ns for p in (tmp_path / "review" / "embeddings").glob("*.npy")] == [mtime]
+
+
+def test_audit_round_trip(demo, tmp_path, ranker):
+    write_ris(tmp_path / "s.ris", demo)
+    step(tmp_path, ranker)
+    label_batch(tmp_path, demo)
+    verdict, kind, size = step(tmp_path, ranker, audit=True)
     assert kind == "audit" and size > 0
     label_batch(tmp_path, demo)
-    verdict, kind, size = step(tmp_path)
+    verdict, kind, size = step(tmp_path, ranker)
     assert verdict["rules"]["audit"]["status"] in ("certified", "failed")
     assert "## Stop certificate" in (tmp_path / "review" / "summary.md").read_text()
 

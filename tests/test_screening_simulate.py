@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse.linalg
 
 from screening.active.loop import LoopArguments, batch_size, choose_batch
-from screening.active.rankers import RankerArguments
+from screening.active.rankers import RankerArguments, balanced_weights, build_ranker
 from screening.active.simulate import SimulationArguments, run_simulation, simulate_run, simulation_figures
 from screening.active.stopping import StoppingArguments
 
@@ -66,8 +67,8 @@ def test_run_simulation_writes_its_files(review, tmp_path):
     frame, labels = review
     frame = frame.assign(id=frame["id"].astype(str))
     sim_args = SimulationArguments("demo.csv", str(tmp_path), runs=2)
-    results = run_simulation(frame, labels, RankerArguments(), LoopArguments(), sim_args, StoppingArguments(),
-                             progress=False)  # fmt: skip
+    ranker = RankerArguments(ranker="tfidf_lr")
+    results = run_simulation(frame, labels, ranker, LoopArguments(), sim_args, StoppingArguments(), progress=False)
     order = pd.read_csv(tmp_path / "screening_order.csv")
     assert list(order.columns) == ["seed", "step", "id", "label", "score", "round"]
     assert sorted(order.seed.unique()) == [0, 1] and order.groupby("seed").label.sum().tolist() == [8, 8]
@@ -100,10 +101,21 @@ def test_features_ranker_on_a_tiny_bert(review, tiny_encoder_dir, tmp_path):
     assert run_once(review, 0, "features_lr", **args)["order"].tolist() == run["order"].tolist()
 
 
-def test_fusion_ranker_finds_every_include(review, tiny_encoder_dir, tmp_path):
+def test_tfidf_features_ranker_finds_every_include(review, tiny_encoder_dir, tmp_path):
     frame, labels = review
     args = dict(model_name_or_path=str(tiny_encoder_dir), max_seq_length=32, feature_cache_dir=str(tmp_path))
     run = run_once(review, 0, "tfidf_features", **args)
-    assert labels[run["order"]].sum() == 8
-    scores = run["scores"][2:]
-    assert ((scores > 0) & (scores <= 1)).all()  # mean of two rank scales
+    assert labels[run["order"]].sum() == 8 and run["figures"]["wss95"] > 0.2
+    assert run_once(review, 0, "tfidf_features", **args)["order"].tolist() == run["order"].tolist()
+    ranker = build_ranker(frame, RankerArguments(features_weight=0.3, **args))
+    embedding_block = ranker.features[:, -32:].toarray()  # the tiny BERT's hidden size
+    assert np.allclose(np.linalg.norm(embedding_block, axis=1), 0.3)  # unit length x --features_weight
+    tfidf_block = ranker.features[:, :-32]
+    assert np.allclose(scipy.sparse.linalg.norm(tfidf_block, axis=1), 1.0)  # TF-IDF rows are unit length too
+
+
+def test_include_weight_scales_the_balanced_weights():
+    weights = balanced_weights(np.array([1, 0, 0, 0]), include_weight=9.8)
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[0] / weights[1] == pytest.approx(9.8 * 3)  # balance (3x), then 9.8x more, as ASReview's 9.8
+    assert balanced_weights(np.array([1, 0, 0, 0])).tolist() == pytest.approx([2.0, 2 / 3, 2 / 3, 2 / 3])

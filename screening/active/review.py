@@ -6,7 +6,7 @@ and a rerun with the same labels proposes the same batch."""
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -319,6 +319,8 @@ def run_review(review_args, ranker_args, loop_args, stop_args):
         outputs.SUMMARY,
     ):
         raise ScreeningInputError(f"--labels_file {review_args.labels_file} would be overwritten; rename it")
+    if ranker_args.feature_cache_dir is None:  # embed the search once, not at every step
+        ranker_args = replace(ranker_args, feature_cache_dir=str(out / "embeddings"))
     records = load_records(review_args.records_file, review_args.id_column)
     labels = read_labels(review_args.labels_file, set(records["id"]))
     state = load_state(out / outputs.STATE, records) or new_state(records, loop_args.seed)

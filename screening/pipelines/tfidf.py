@@ -40,9 +40,10 @@ class TfidfArguments:
     )
 
 
-def tfidf_vectorizer(ngram_max=2, min_df=2):
-    """Sublinear TF-IDF of word 1..`ngram_max`-grams seen in at least `min_df` records (every TF-IDF model here)."""
-    return TfidfVectorizer(ngram_range=(1, ngram_max), min_df=min_df, sublinear_tf=True)
+def tfidf_vectorizer(ngram_max=2, min_df=2, max_df=1.0):
+    """Sublinear TF-IDF of word 1..`ngram_max`-grams seen in at least `min_df` records and at most a `max_df` share
+    of them (every TF-IDF model here)."""
+    return TfidfVectorizer(ngram_range=(1, ngram_max), min_df=min_df, max_df=max_df, sublinear_tf=True)
 
 
 def make_tfidf_model(args):
