@@ -21,10 +21,19 @@ from .conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 import benchmark_quality  # noqa: E402
+import benchmark_screening  # noqa: E402
 
 DEFAULTS = {  # script -> flag -> the default its --help must state
     "scripts/run_tfidf.py": {"nb_alpha": "1.0", "C": "10.0"},
     "scripts/run_features.py": {"feature_scaling": "l2", "C": "1.0", "fold_normalization": "none"},
+    "run_screening.py simulate": {  # the screening rankers (benchmarks/screening_notes.md)
+        "ranker": "tfidf_features",
+        "features_weight": "0.3",
+        "svm_C": "0.11",
+        "include_weight": "9.8",
+        "nb_alpha": "1.0",
+        "batch_size": "grow",
+    },
 }
 
 
@@ -32,7 +41,11 @@ DEFAULTS = {  # script -> flag -> the default its --help must state
 def test_help_states_the_defaults(script):
     env = dict(os.environ, COLUMNS="1000")
     text = subprocess.run(
-        [sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, env=env, check=True
+        [sys.executable, str(REPO / script.split()[0]), *script.split()[1:], "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     blocks = [" ".join(block.split()) for block in text.split("\n  --")]  # one block per flag
     for flag, default in DEFAULTS[script].items():
@@ -82,3 +95,9 @@ def test_quality_benchmark_runs_the_defaults(monkeypatch, tmp_path):
     assert (feature_args.feature_scaling, feature_args.C, feature_args.pooling) == ("l2", "1.0", "mean")
     assert feature_args.max_seq_length == 256 and cv_args.fold_normalization == "none"
     assert CrossValidationArguments.fold_normalization == "none"
+
+
+def test_screening_benchmark_compares_the_default_ranker():
+    from screening.active.rankers import RankerArguments
+
+    assert benchmark_screening.DEFAULT == RankerArguments.ranker == "tfidf_features"
