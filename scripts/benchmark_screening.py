@@ -233,7 +233,9 @@ def markdown(results, args, reviews, rankers, info):
         f"Date {info['date']}, commit {info['commit']}, machine: {info['machine']} (shared with other jobs: wall "
         "times are upper bounds). Priors: 1 include + 1 exclude drawn by the seed (the same rows for every "
         f"ranker). This project's rankers use the '{args.batch_size}' batch schedule. ASReview: `asreview "
-        "simulate` 3.0.8, default model (elas_u4), label column renamed `included`, one record per query.",
+        "simulate` 3.0.8, default model (elas_u4), label column renamed `included`, one record per query. "
+        "tfidf_features and features_lr read each review's MiniLM embedding from --feature_cache_dir: computed "
+        "once per review, left out of the time columns (its cost: screening_notes.md).",
         "",
         f"Command: `{info['command']}`",
         "",
