@@ -75,7 +75,9 @@ class RankerArguments:
             "`screen` default: <output_dir>/embeddings)."
         },
     )
-    max_seq_length: int = field(default=256, metadata={"help": "features_lr and finetune: longest input in tokens."})
+    max_seq_length: int = field(
+        default=256, metadata={"help": "tfidf_features, features_lr, finetune: longest input in tokens."}
+    )
     finetune_epochs: float = field(default=2.0, metadata={"help": "finetune: epochs over the labelled records."})
     finetune_learning_rate: float = field(default=5e-5, metadata={"help": "finetune: learning rate."})
     finetune_batch_size: int = field(default=16, metadata={"help": "finetune: training batch size."})
