@@ -64,6 +64,12 @@ CPU_STACKS = {
     "cpu_stack_lr": ("lr", CPU_MEMBERS),
 }
 SEED_PIPELINES = CPU_MEMBERS + tuple(CPU_STACKS)
+# issue 19's references: each member's plain recipe, fitted here by scikit-learn alone on the member's own folds
+# (the same records and texts), so "at or above its plain recipe" is read off one run, paired seed by seed
+PLAIN_RECIPES = {
+    "tfidf_nb": "plain_complement_nb",  # ComplementNB() (alpha 1.0), balanced weights, 1-2-gram sublinear TF-IDF
+    "minilm_features_lr": "plain_unit_features_lr",  # unit-length mean-pooled vectors, LR(C=1, balanced)
+}
 WITHOUT_TRANSFORMER = TFIDF_MEMBERS + ("tfidf_stack_rank",)
 RECALL_TARGET, RECALL_CONFIDENCES = 0.95, (0.5, 0.95)
 FINETUNES = ("minilm_finetune", "minilm_frozen5_finetune")
@@ -212,6 +218,7 @@ def stage_seeds(args, reviews, data):
                 stage_tfidf(args, review, data[review], seed, only)
             if "minilm_features_lr" in only:
                 stage_features(args, review, data[review], seed)
+            stage_plain(args, review, data[review], seed)
             for name, (method, names) in CPU_STACKS.items():
                 members = [run_dir(args, review, m, seed) for m in names]
                 out = run_dir(args, review, name, seed)
@@ -220,6 +227,65 @@ def stage_seeds(args, reviews, data):
                 argv = ["--runs", *map(str, members), "--method", method, "--output_dir", str(out)]
                 command = "python scripts/stack.py " + shlex.join(argv)
                 timed(out, lambda out=out, method=method, members=members: stack_runs(members, out, method), command)
+
+
+def plain_recipe_scores(plain, inputs, labels, folds):
+    """OOF scores of a plain recipe on the given folds: each fold scored by a model fitted on the others."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import ComplementNB
+    from sklearn.preprocessing import normalize
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    scores = np.zeros(len(labels))
+    for k in np.unique(folds):
+        fit, held = folds != k, folds == k
+        if plain == "plain_complement_nb":
+            vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+            weights = compute_sample_weight("balanced", labels[fit])
+            model = ComplementNB().fit(vectorizer.fit_transform(inputs[fit]), labels[fit], sample_weight=weights)
+            scores[held] = model.predict_proba(vectorizer.transform(inputs[held]))[:, 1]
+        else:
+            vectors = normalize(inputs)
+            model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(vectors[fit], labels[fit])
+            scores[held] = model.predict_proba(vectors[held])[:, 1]
+    return scores
+
+
+def stage_plain(args, review, data, seed=FOLD_SEED):
+    """The members' plain recipes (PLAIN_RECIPES) on each finished member run's folds; the MiniLM vectors are
+    the member's own, read from the feature cache."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from screening.data import load_kfold_data
+    from screening.pipelines.features import cached_embeddings
+    from screening.text import TextOptions, prepare_texts
+
+    for member, plain in PLAIN_RECIPES.items():
+        source, out = run_dir(args, review, member, seed), run_dir(args, review, plain, seed)
+        if complete(out, "oof.csv") or not complete(source):
+            continue
+        start = time.perf_counter()
+        train, _, _ = load_kfold_data(str(data), None, ["title", "abstract"], "id", "judgement")
+        oof = read_oof(source)
+        rows = pd.Series(np.arange(len(train)), index=train["id"].astype(str))[oof["id"]].to_numpy()
+        if plain == "plain_complement_nb":
+            inputs = np.asarray(prepare_texts(train, ["title", "abstract"], " ", TextOptions()), dtype=object)
+        else:
+            cache = SimpleNamespace(model_name_or_path=args.model_name_or_path, pooling="mean", max_seq_length=256,
+                                    bf16=args.bf16, batch_size=32,
+                                    feature_cache_dir=str(Path(args.results_dir) / "feature_cache"))  # fmt: skip
+            separator = AutoTokenizer.from_pretrained(args.model_name_or_path).sep_token or "|"  # as the member
+            texts = prepare_texts(train, ["title", "abstract"], separator, TextOptions())
+            inputs = cached_embeddings(cache, texts, TextOptions())
+        labels, folds = oof["label"].to_numpy(), oof["fold"].to_numpy()
+        scores = plain_recipe_scores(plain, inputs[rows], labels, folds)
+        frame = pd.DataFrame({"id": oof["id"], "fold": folds, "label": labels, "probability": scores})
+        outputs.write_csv(out / "oof.csv", frame)
+        info = {"wall_time_s": round(time.perf_counter() - start, 1), "command": f"{plain} on the folds of {source}"}
+        outputs.write_json(out / "benchmark.json", info)
 
 
 def pack(args, path, reviews):
@@ -348,6 +414,24 @@ def seed_section(args, reviews):
         lines.append(
             f"| {pipeline} | {len(by_seed)} | " + " | ".join(cells) + f" | **{mean_sd(matrix.mean(axis=1))}** "
             f"| {delta} | {delta_best} |"
+        )
+    lines += [
+        "",
+        "Each member against its plain recipe (scikit-learn alone on the member's folds, records and texts: "
+        "`plain_complement_nb` = `ComplementNB()` with balanced sample weights on 1-2-gram sublinear TF-IDF, "
+        "min_df 2; `plain_unit_features_lr` = `LogisticRegression(C=1, class_weight='balanced')` on the same "
+        "MiniLM vectors scaled to unit length); six-review mean honest F7 over the seeds, paired gap:",
+        "",
+        "| member | seeds | member | plain recipe | member - plain |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for member, plain in PLAIN_RECIPES.items():
+        ours, theirs = runs[member], honest_by_seed(args, reviews, plain)
+        shared = [s for s in ours if s in theirs]
+        gap = paired({s: ours[s] for s in shared}, theirs)[0]
+        lines.append(
+            f"| `{member}` vs `{plain}` | {len(shared)} | {mean_sd([np.mean(ours[s]) for s in shared])} "
+            f"| {mean_sd([np.mean(theirs[s]) for s in shared])} | {gap} |"
         )
     return lines
 

@@ -101,3 +101,27 @@ def test_screening_benchmark_compares_the_default_ranker():
     from screening.active.rankers import RankerArguments
 
     assert benchmark_screening.DEFAULT == RankerArguments.ranker == "tfidf_features"
+
+
+def test_members_equal_their_plain_recipes(tmp_path, tiny_encoder_dir):
+    """The benchmark's plain recipes (scikit-learn alone, issue 19's references), fitted on a member run's folds,
+    score exactly what `tfidf_nb` and the MiniLM-features member score: the members are those recipes."""
+    from screening.metrics import honest_oof_fbeta
+    from screening.outputs import read_oof
+
+    from .conftest import write_demo_train
+
+    write_demo_train(tmp_path, positives=12, negatives=88)
+    args = benchmark_quality.parse_args(["--results_dir", str(tmp_path / "runs")])
+    args.model_name_or_path = str(tiny_encoder_dir)
+    data = tmp_path / "train.csv"
+    benchmark_quality.stage_tfidf(args, "r", data, pipelines=("tfidf_nb",))
+    benchmark_quality.stage_features(args, "r", data)
+    benchmark_quality.stage_plain(args, "r", data)
+    for member, plain in benchmark_quality.PLAIN_RECIPES.items():
+        ours = read_oof(benchmark_quality.run_dir(args, "r", member))
+        theirs = read_oof(benchmark_quality.run_dir(args, "r", plain))
+        assert list(ours["id"]) == list(theirs["id"]) and list(ours["fold"]) == list(theirs["fold"])
+        np.testing.assert_allclose(ours["probability"], theirs["probability"], rtol=1e-6, atol=1e-9)
+        honest = honest_oof_fbeta(ours["label"], ours["probability"], ours["fold"], 7.0)[0]
+        assert honest == honest_oof_fbeta(theirs["label"], theirs["probability"], theirs["fold"], 7.0)[0]
