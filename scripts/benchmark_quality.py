@@ -8,18 +8,20 @@ Stages (each resumable; a finished run or fold is skipped):
     # CPU: baselines, features, stack and table (fine-tune results are read from --results_dir if present)
     python scripts/benchmark_quality.py --stages tfidf,features,stack,table
 
-    # GPU: MiniLM features (embedding on the GPU) and the fine-tune, reviews in parallel processes; then pack
-    # the small result files (OOF, metrics, logs; no models) whatever finished
-    timeout 480 python scripts/benchmark_quality.py --stages features,finetune --data_dir .gpu/data --bf16 \
-        --parallel 3 --results_dir .gpu/quality
+    # GPU: MiniLM features (embedding on the GPU) and both fine-tunes (the cut one and the partly frozen one),
+    # reviews in parallel processes; then pack the small result files (OOF, metrics, logs; no models) whatever
+    # finished
+    timeout 480 python scripts/benchmark_quality.py --stages features,finetune,frozen_finetune \
+        --data_dir .gpu/data --bf16 --parallel 3 --results_dir .gpu/quality
     python scripts/benchmark_quality.py --stages none --results_dir .gpu/quality --pack $OUT/quality_gpu.tar.gz
 
     # back on the CPU machine: unpack, then stack and table again
     python scripts/benchmark_quality.py --unpack quality_gpu.tar.gz --stages stack,table
 
     # the fold-seed noise band: the CPU pipelines (and their stacks) over FOLD_SEEDS (471 and four more; the
-    # MiniLM embeddings come from the feature cache, computed once per review), then the tables, which also hold
-    # the recall-target figures (honest, target 0.95 at confidence 0.5 and 0.95, from the runs' OOF)
+    # MiniLM embeddings come from the feature cache, computed once per review), each member's plain recipe on its
+    # folds, then the tables, which also hold the recall-target figures (honest, target 0.95 at confidence 0.5
+    # and 0.95, from the runs' OOF)
     python scripts/benchmark_quality.py --stages seeds,table
 """
 
