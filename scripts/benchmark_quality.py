@@ -141,6 +141,13 @@ def stage_tfidf(args, review, data, seed=FOLD_SEED, pipelines=("tfidf_lr", "tfid
         timed(out, lambda argv=argv: main(argv), "python scripts/run_tfidf.py " + shlex.join(argv))
 
 
+def embedding_flags(args):
+    """run_features.py's embedding flags for the MiniLM member (and its plain recipe, which reads the same cache)."""
+    argv = ["--model_name_or_path", args.model_name_or_path, "--pooling", "mean", "--max_seq_length", "256"]
+    argv += ["--bf16"] if args.bf16 else []
+    return argv + ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
+
+
 def stage_features(args, review, data, seed=FOLD_SEED):
     """MiniLM features + LR; the embeddings are computed once per review (feature cache), so another fold seed
     only refits the classifiers."""
@@ -149,10 +156,7 @@ def stage_features(args, review, data, seed=FOLD_SEED):
     out = run_dir(args, review, "minilm_features_lr", seed)
     if complete(out):
         return
-    argv = ["--model_name_or_path", args.model_name_or_path, "--pooling", "mean", "--max_seq_length", "256"]
-    argv += ["--bf16"] if args.bf16 else []
-    argv += ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
-    argv += ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
+    argv = embedding_flags(args) + ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
     argv += ["--fold_seed", str(seed)]  # the defaults: unit-length vectors, balanced LR with C = 1
     timed(out, lambda: main(argv), "python scripts/run_features.py " + shown(args, argv))
 
@@ -239,6 +243,8 @@ def plain_recipe_scores(plain, inputs, labels, folds):
     from sklearn.preprocessing import normalize
     from sklearn.utils.class_weight import compute_sample_weight
 
+    if plain == "plain_unit_features_lr":
+        inputs = normalize(inputs)
     scores = np.zeros(len(labels))
     for k in np.unique(folds):
         fit, held = folds != k, folds == k
@@ -248,40 +254,41 @@ def plain_recipe_scores(plain, inputs, labels, folds):
             model = ComplementNB().fit(vectorizer.fit_transform(inputs[fit]), labels[fit], sample_weight=weights)
             scores[held] = model.predict_proba(vectorizer.transform(inputs[held]))[:, 1]
         else:
-            vectors = normalize(inputs)
-            model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(vectors[fit], labels[fit])
-            scores[held] = model.predict_proba(vectors[held])[:, 1]
+            model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(inputs[fit], labels[fit])
+            scores[held] = model.predict_proba(inputs[held])[:, 1]
     return scores
 
 
 def stage_plain(args, review, data, seed=FOLD_SEED):
-    """The members' plain recipes (PLAIN_RECIPES) on each finished member run's folds; the MiniLM vectors are
-    the member's own, read from the feature cache."""
-    from types import SimpleNamespace
-
-    from transformers import AutoTokenizer
-
+    """The members' plain recipes (PLAIN_RECIPES) on each finished member run's folds and records, with the
+    member's texts (run_tfidf.py's) or MiniLM vectors (its feature cache, embedded with the member's flags)."""
+    from screening.cli import parse_args
     from screening.data import load_kfold_data
-    from screening.pipelines.features import cached_embeddings
+    from screening.pipelines.features import FeatureArguments, cached_embeddings, text_separator
+    from screening.pipelines.sklearn import RunArguments
     from screening.text import TextOptions, prepare_texts
 
-    for member, plain in PLAIN_RECIPES.items():
+    todo = [
+        (member, plain)
+        for member, plain in PLAIN_RECIPES.items()
+        if complete(run_dir(args, review, member, seed)) and not complete(run_dir(args, review, plain, seed), "oof.csv")
+    ]
+    if not todo:
+        return
+    run = RunArguments(output_dir="unused")  # the members' data defaults
+    columns = run.text_column_list
+    train, _, _ = load_kfold_data(str(data), None, columns, run.id_column, run.label_column)
+    for member, plain in todo:
         source, out = run_dir(args, review, member, seed), run_dir(args, review, plain, seed)
-        if complete(out, "oof.csv") or not complete(source):
-            continue
         start = time.perf_counter()
-        train, _, _ = load_kfold_data(str(data), None, ["title", "abstract"], "id", "judgement")
         oof = read_oof(source)
         rows = pd.Series(np.arange(len(train)), index=train["id"].astype(str))[oof["id"]].to_numpy()
         if plain == "plain_complement_nb":
-            inputs = np.asarray(prepare_texts(train, ["title", "abstract"], " ", TextOptions()), dtype=object)
+            inputs = np.asarray(prepare_texts(train, columns, " ", TextOptions()), dtype=object)
         else:
-            cache = SimpleNamespace(model_name_or_path=args.model_name_or_path, pooling="mean", max_seq_length=256,
-                                    bf16=args.bf16, batch_size=32,
-                                    feature_cache_dir=str(Path(args.results_dir) / "feature_cache"))  # fmt: skip
-            separator = AutoTokenizer.from_pretrained(args.model_name_or_path).sep_token or "|"  # as the member
-            texts = prepare_texts(train, ["title", "abstract"], separator, TextOptions())
-            inputs = cached_embeddings(cache, texts, TextOptions())
+            (feature_args,) = parse_args((FeatureArguments,), embedding_flags(args))
+            texts = prepare_texts(train, columns, text_separator(feature_args.model_name_or_path), TextOptions())
+            inputs = cached_embeddings(feature_args, texts, TextOptions())
         labels, folds = oof["label"].to_numpy(), oof["fold"].to_numpy()
         scores = plain_recipe_scores(plain, inputs[rows], labels, folds)
         frame = pd.DataFrame({"id": oof["id"], "fold": folds, "label": labels, "probability": scores})

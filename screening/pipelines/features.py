@@ -106,6 +106,11 @@ def embed(encoder, tokenizer, texts, options, pooling="mean", max_length=256, ba
     return out
 
 
+def text_separator(model_name_or_path):
+    """What joins a record's text columns before embedding: the tokenizer's separator token."""
+    return AutoTokenizer.from_pretrained(model_name_or_path).sep_token or "|"
+
+
 def cached_embeddings(args, texts, options):
     """Embeddings of `texts`, read from / written to `args.feature_cache_dir` when set."""
     path = None
@@ -201,7 +206,7 @@ def main(argv=None):
     columns = run_args.text_column_list
 
     def make_fit_fold(train, test, options):
-        separator = AutoTokenizer.from_pretrained(feature_args.model_name_or_path).sep_token or "|"
+        separator = text_separator(feature_args.model_name_or_path)
         train_features = cached_embeddings(feature_args, prepare_texts(train, columns, separator, options), options)
         test_features = None
         if test is not None:
