@@ -3,7 +3,9 @@
 TF-IDF + LR and + complement NB, frozen MiniLM features + LR, MiniLM fine-tuned with run_classification.py
 --num_folds 5, and a rank-average stack of them. Writes benchmarks/quality.md.
 
-Stages (each resumable; a finished run or fold is skipped):
+Stages (each resumable; a finished run or fold is skipped). The runs go to --results_dir (benchmarks/quality_runs),
+whose .gitignore keeps the fine-tunes' small result files in git, so a fresh clone rebuilds the table from them
+and reruns only the quick pipelines:
 
     # CPU: baselines, features, stack and table (fine-tune results are read from --results_dir if present)
     python scripts/benchmark_quality.py --stages tfidf,features,stack,table
@@ -118,9 +120,15 @@ def timed(out, fn, command):
     """Run `fn` and keep its wall time and command beside the results (not for runs already complete)."""
     start = time.perf_counter()
     fn()
-    info = {"wall_time_s": round(time.perf_counter() - start, 1), "command": command}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_run_info(out, time.perf_counter() - start, command)
+
+
+def write_run_info(out, wall_time_s, command):
+    """benchmark.json beside a finished run: its wall time, command, and where and from which code it ran (kept
+    runs are read on other machines and at later commits)."""
+    date, commit = provenance()
+    info = {"wall_time_s": round(wall_time_s, 1), "command": command, "date": date, "commit": commit}
+    outputs.write_json(Path(out) / "benchmark.json", {**info, "machine": machine()})
 
 
 def complete(out, name="kfold_results.json"):
@@ -195,8 +203,7 @@ def stage_finetune(args, reviews, pipeline="minilm_finetune"):
             print(f"[{pipeline}] {review}: {status} in {time.perf_counter() - start:.0f}s", flush=True)
             if process.returncode == 0:
                 typed = shown(args, ["python", "run_classification.py"] + command[2:])
-                info = {"wall_time_s": round(time.perf_counter() - start, 1), "command": typed}
-                (out / "benchmark.json").write_text(json.dumps(info, indent=2) + "\n")
+                write_run_info(out, time.perf_counter() - start, typed)
 
 
 def stage_stack(args, review):
@@ -293,8 +300,7 @@ def stage_plain(args, review, data, seed=FOLD_SEED):
         scores = plain_recipe_scores(plain, inputs[rows], labels, folds)
         frame = pd.DataFrame({"id": oof["id"], "fold": folds, "label": labels, "probability": scores})
         outputs.write_csv(out / "oof.csv", frame)
-        info = {"wall_time_s": round(time.perf_counter() - start, 1), "command": f"{plain} on the folds of {source}"}
-        outputs.write_json(out / "benchmark.json", info)
+        write_run_info(out, time.perf_counter() - start, f"{plain} on the folds of {source}")
 
 
 def pack(args, path, reviews):
@@ -345,8 +351,14 @@ def figures(out):
     info = out / "benchmark.json"
     if info.is_file():
         meta = json.loads(info.read_text())
-        row["wall_s"], row["command"] = meta["wall_time_s"], meta["command"]
+        row["wall_s"], row["command"], row["ran"] = meta["wall_time_s"], meta["command"], ran(meta)
     return row
+
+
+def ran(meta):
+    """Where and from which code a run ran, as its benchmark.json says (runs made before it said: "")."""
+    known = [meta[k] for k in ("date", "commit", "machine") if meta.get(k)]
+    return f" (ran {', '.join(known)})" if known else ""
 
 
 def honest_by_seed(args, reviews, pipeline):
@@ -637,8 +649,9 @@ def table(args, reviews):
             )
     lines += [
         "",
-        f"Wall times on {machine()} ({date}, commit {commit}), shared with other jobs, so read them as upper "
-        "bounds; a fine-tune's is the whole 5-fold run of one review "
+        f"Table written on {date} from commit {commit}. Wall times are on the machine each run names beside its "
+        "command (last section), often shared with other jobs, so read them as upper bounds; a fine-tune's is "
+        "the whole 5-fold run of one review "
         "(training and scoring every record once). "
         "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure in the tables above "
         "is one fold seed: read differences against the noise band below (five fold seeds).",
@@ -657,9 +670,9 @@ def table(args, reviews):
         for p in PIPELINES:
             row = rows[review, p]
             if row and row["command"]:
-                lines += [f"- {review} / {p}: `{row['command']}`"]
+                lines += [f"- {review} / {p}: `{row['command']}`{row['ran']}"]
     seed_commands = [
-        (review, seed, p, json.loads((run_dir(args, review, p, seed) / "benchmark.json").read_text())["command"])
+        (review, seed, p, json.loads((run_dir(args, review, p, seed) / "benchmark.json").read_text()))
         for seed in FOLD_SEEDS
         for review in reviews
         for p in SEED_PIPELINES
@@ -667,7 +680,7 @@ def table(args, reviews):
     ]
     if seed_commands:
         lines += ["", "Fold-seed runs (`--stages seeds`), each as run:", ""]
-        lines += [f"- {review} / seed {seed} / {p}: `{command}`" for review, seed, p, command in seed_commands]
+        lines += [f"- {review} / seed {seed} / {p}: `{m['command']}`{ran(m)}" for review, seed, p, m in seed_commands]
     notes = Path(args.table).with_name(Path(args.table).stem + "_notes.md")
     if notes.is_file():  # what a person wrote about the results, kept when the tables are rewritten
         lines += ["", notes.read_text().rstrip()]
@@ -682,7 +695,9 @@ def parse_args(argv=None):
     parser.add_argument("--stages", default="tfidf,features,stack,table", help="Comma-separated: tfidf, features, "
                         "finetune, frozen_finetune, stack, seeds (CPU pipelines over FOLD_SEEDS), table.")  # fmt: skip
     parser.add_argument("--data_dir", default="../shared/data", help="Folder of the six review CSVs.")
-    parser.add_argument("--results_dir", default="outputs/quality", help="Runs go here (one folder per review).")
+    parser.add_argument("--results_dir", default="benchmarks/quality_runs", help="Runs go here (one folder per "
+                        "review). Its .gitignore keeps the fine-tunes' small result files in git (hours of CPU each), "
+                        "not models, caches or the other runs (about an hour to rerun).")  # fmt: skip
     parser.add_argument("--reviews", default=",".join(REVIEWS), help="Comma-separated file stems.")
     parser.add_argument("--model_name_or_path", default=None, help="Encoder (default: the embedded MiniLM).")
     parser.add_argument("--finetune_flags", default=FINETUNE_FLAGS, help="run_classification.py flags.")

@@ -125,3 +125,43 @@ def test_members_equal_their_plain_recipes(tmp_path, tiny_encoder_dir):
         np.testing.assert_allclose(ours["probability"], theirs["probability"], rtol=1e-6, atol=1e-9)
         honest = honest_oof_fbeta(ours["label"], ours["probability"], ours["fold"], 7.0)[0]
         assert honest == honest_oof_fbeta(theirs["label"], theirs["probability"], theirs["fold"], 7.0)[0]
+
+
+def test_quality_run_info_names_its_code_and_machine(tmp_path):
+    """Every finished benchmark run's benchmark.json names its wall time, command, date, commit and machine, and the
+    table's command list shows them (kept runs are read at later commits and on other machines)."""
+    import json
+
+    args = benchmark_quality.parse_args(["--results_dir", str(tmp_path)])
+    benchmark_quality.timed(tmp_path / "run", lambda: None, "python scripts/run_tfidf.py --x 1")
+    info = json.loads((tmp_path / "run" / "benchmark.json").read_text())
+    assert set(info) == {"wall_time_s", "command", "date", "commit", "machine"}
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", info["date"]) and info["commit"] and "cores" in info["machine"]
+    assert benchmark_quality.ran(info) == f" (ran {info['date']}, {info['commit']}, {info['machine']})"
+    assert benchmark_quality.ran({"wall_time_s": 1.0, "command": "c"}) == ""
+    assert args.results_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "path, kept",
+    [
+        ("R/minilm_finetune/oof.csv", True),
+        ("R/minilm_frozen5_finetune/kfold_results.json", True),
+        ("R/minilm_finetune/benchmark.json", True),
+        ("R/minilm_finetune/fold_3/eval_predictions.csv", True),
+        ("R/minilm_finetune/fold_3/fold_results.json", True),
+        ("R/minilm_finetune/fold_3/model.safetensors", False),
+        ("R/minilm_finetune/fold_3/checkpoint-20/optimizer.pt", False),
+        ("R/minilm_finetune/train.log", False),
+        ("R/tfidf_lr/oof.csv", False),
+        ("seed_472/R/minilm_features_lr/oof.csv", False),
+        ("feature_cache/abc/embeddings.npy", False),
+    ],
+)
+def test_quality_runs_keep_only_the_fine_tunes_results(path, kept):
+    """The benchmark's default --results_dir keeps in git what the table and a fold resume need from the
+    fine-tunes (hours of CPU), and nothing heavy or quick to rerun."""
+    default = benchmark_quality.parse_args([]).results_dir
+    assert default == "benchmarks/quality_runs" and (REPO / default / ".gitignore").is_file()
+    check = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", "--no-index", f"{default}/{path}"])
+    assert check.returncode == (1 if kept else 0), (path, check.returncode)
