@@ -166,4 +166,7 @@ def test_run_classification_freeze_layers_trains_only_the_top(tester, tmp_path):
     with torch.no_grad():
         batch = tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
         probabilities = torch.sigmoid(saved(**batch).logits[:, 0]).numpy()
-    np.testing.assert_allclose(probabilities, valid["probability"], rtol=0, atol=1e-5)
+    # fp32 sums depend on the batch's padded shape (the run scored length-sorted batches): up to about 1e-5 apart
+    # on AVX512 CPUs, against a spread of about 1e-2 between records
+    np.testing.assert_allclose(probabilities, valid["probability"], rtol=0, atol=1e-4)
+    assert np.ptp(valid["probability"]) > 20 * 1e-4
