@@ -201,9 +201,10 @@ def stage_finetune(args, reviews, pipeline="minilm_finetune"):
             running.remove(item)
             status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode}, see {out}/train.log)"
             print(f"[{pipeline}] {review}: {status} in {time.perf_counter() - start:.0f}s", flush=True)
-            if process.returncode == 0:
+            if process.returncode == 0:  # wall time: its folds' own, summed (right when it resumed a stopped run)
                 typed = shown(args, ["python", "run_classification.py"] + command[2:])
-                write_run_info(out, time.perf_counter() - start, typed)
+                folds_s = json.loads((out / "kfold_results.json").read_text())["fold_wall_time_s"]
+                write_run_info(out, folds_s, typed)
 
 
 def stage_stack(args, review):
@@ -651,7 +652,7 @@ def table(args, reviews):
         "",
         f"Table written on {date} from commit {commit}. Wall times are on the machine each run names beside its "
         "command (last section), often shared with other jobs, so read them as upper bounds; a fine-tune's is "
-        "the whole 5-fold run of one review "
+        "the sum of its five folds' times, which may have run in more than one go "
         "(training and scoring every record once). "
         "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure in the tables above "
         "is one fold seed: read differences against the noise band below (five fold seeds).",

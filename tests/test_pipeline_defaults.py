@@ -17,7 +17,7 @@ from screening.kfold import CrossValidationArguments
 from screening.pipelines.features import FeatureArguments, make_classifier
 from screening.pipelines.tfidf import TfidfArguments, make_tfidf_model
 
-from .conftest import REPO
+from .conftest import REPO, write_demo_train
 
 sys.path.insert(0, str(REPO / "scripts"))
 import benchmark_quality  # noqa: E402
@@ -109,8 +109,6 @@ def test_members_equal_their_plain_recipes(tmp_path, tiny_encoder_dir):
     from screening.metrics import honest_oof_fbeta
     from screening.outputs import read_oof
 
-    from .conftest import write_demo_train
-
     write_demo_train(tmp_path, positives=12, negatives=88)
     args = benchmark_quality.parse_args(["--results_dir", str(tmp_path / "runs")])
     args.model_name_or_path = str(tiny_encoder_dir)
@@ -165,3 +163,28 @@ def test_quality_runs_keep_only_the_fine_tunes_results(path, kept):
     assert default == "benchmarks/quality_runs" and (REPO / default / ".gitignore").is_file()
     check = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", "--no-index", f"{default}/{path}"])
     assert check.returncode == (1 if kept else 0), (path, check.returncode)
+
+
+def test_finetune_stage_wall_time_is_its_folds_across_a_resume(tmp_path, tiny_encoder_dir, monkeypatch):
+    """A kept fine-tune stopped after a fold resumes at the next one, and its benchmark.json wall time is the sum of
+    its folds' own times, not the resumed process's."""
+    import json
+
+    write_demo_train(tmp_path, positives=6, negatives=14)
+    (tmp_path / "train.csv").rename(tmp_path / "r.csv")
+    flags = "--do_train --num_folds 2 --fold_seed 471 --max_seq_length 32 --num_train_epochs 1 --use_cpu "
+    flags += "--per_device_train_batch_size 8 --eval_strategy no --save_strategy no --report_to none"
+    argv = ["--results_dir", str(tmp_path / "runs"), "--data_dir", str(tmp_path), "--finetune_flags", flags]
+    args = benchmark_quality.parse_args(argv)
+    args.model_name_or_path = str(tiny_encoder_dir)
+    monkeypatch.chdir(REPO)  # the stage runs run_classification.py from the repo root, as main() does
+    benchmark_quality.stage_finetune(args, ["r"])
+    out = benchmark_quality.run_dir(args, "r", "minilm_finetune")
+    for name in ("kfold_results.json", "benchmark.json", "oof.csv", "fold_1/fold_results.json"):
+        (out / name).unlink()  # as if stopped during fold 1
+    (out / "fold_0" / "fold_results.json").write_text(json.dumps({"wall_time_s": 1000.0}))  # fold 0 took 1000 s
+    benchmark_quality.stage_finetune(args, ["r"])
+    info = json.loads((out / "benchmark.json").read_text())
+    fold_1 = json.loads((out / "fold_1" / "fold_results.json").read_text())["wall_time_s"]
+    assert info["wall_time_s"] == round(1000.0 + fold_1, 1) and fold_1 < 1000
+    assert "--num_folds 2" in info["command"] and info["commit"]
