@@ -63,12 +63,12 @@ TFIDF_MEMBERS = ("tfidf_lr", "tfidf_nb")
 # stacks over CPU members only (the same at every seed), each fixed in advance: name -> (method, members)
 CPU_STACKS = {
     "tfidf_stack_rank": ("rank", TFIDF_MEMBERS),  # the best one can do without a transformer member
-    "fusion_rank": ("rank", ("tfidf_lr", "minilm_features_lr")),  # the plain late fusion of issue 19
+    "fusion_rank": ("rank", ("tfidf_lr", "minilm_features_lr")),  # the plain late fusion: TF-IDF + LR and the features
     "cpu_stack_rank": ("rank", CPU_MEMBERS),
     "cpu_stack_lr": ("lr", CPU_MEMBERS),
 }
 SEED_PIPELINES = CPU_MEMBERS + tuple(CPU_STACKS)
-# issue 19's references: each member's plain recipe, fitted here by scikit-learn alone on the member's own folds
+# the references: each member's plain recipe, fitted here by scikit-learn alone on the member's own folds
 # (the same records and texts), so "at or above its plain recipe" is read off one run, paired seed by seed
 PLAIN_RECIPES = {
     "tfidf_nb": "plain_complement_nb",  # ComplementNB() (alpha 1.0), balanced weights, 1-2-gram sublinear TF-IDF

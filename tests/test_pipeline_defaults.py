@@ -104,7 +104,7 @@ def test_screening_benchmark_compares_the_default_ranker():
 
 
 def test_members_equal_their_plain_recipes(tmp_path, tiny_encoder_dir):
-    """The benchmark's plain recipes (scikit-learn alone, issue 19's references), fitted on a member run's folds,
+    """The benchmark's plain recipes (scikit-learn alone, the members' references), fitted on a member run's folds,
     score exactly what `tfidf_nb` and the MiniLM-features member score: the members are those recipes."""
     from screening.metrics import honest_oof_fbeta
     from screening.outputs import read_oof
