@@ -102,7 +102,7 @@ def asreview_stream(args, frame, labels, priors, seed, work):
         str(math.ceil(args.asreview_budget * labels.size)),
     ]
     start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, cwd=work)  # it leaves synergy_cache.sqlite in its cwd
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_time = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
