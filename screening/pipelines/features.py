@@ -127,18 +127,17 @@ def embed(
     device = next(encoder.parameters()).device
     out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
     bar = tqdm(total=len(texts), unit="records", desc="Embedding", disable=None if progress else True)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start : start + batch_size]
-        longest = len(encoded["input_ids"][rows[0]])
-        padded = max(min(-(-longest // PADDING_BUCKET) * PADDING_BUCKET, limit), longest) if bf16 else longest
-        batch = {k: [encoded[k][i] for i in rows] for k in encoded}
-        batch = tokenizer.pad(batch, padding="max_length", max_length=padded, return_tensors="pt").to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with bar, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):  # one context: weights cast once
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            longest = len(encoded["input_ids"][rows[0]])
+            padded = max(min(-(-longest // PADDING_BUCKET) * PADDING_BUCKET, limit), longest) if bf16 else longest
+            batch = {k: [encoded[k][i] for i in rows] for k in encoded}
+            batch = tokenizer.pad(batch, padding="max_length", max_length=padded, return_tensors="pt").to(device)
             hidden = encoder(**batch).last_hidden_state.float()
-        vectors = hidden[:, 0] if pooling == "cls" else masked_mean(hidden, batch["attention_mask"])
-        out[rows] = vectors.cpu().numpy()
-        bar.update(rows.size)
-    bar.close()
+            vectors = hidden[:, 0] if pooling == "cls" else masked_mean(hidden, batch["attention_mask"])
+            out[rows] = vectors.cpu().numpy()
+            bar.update(rows.size)
     return out
 
 

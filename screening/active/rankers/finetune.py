@@ -37,7 +37,7 @@ class FinetuneRanker(Ranker):
         return self
 
     def fit_score(self, rows, labels):
-        from transformers import TrainingArguments
+        from transformers import TrainingArguments, set_seed
 
         from modeling import ScreeningForSequenceClassification
 
@@ -45,6 +45,7 @@ class FinetuneRanker(Ranker):
         from ...trainer import FastPathArguments, build_trainer
 
         if self.model_ is None:
+            set_seed(self.seed_)  # the new head's initial weights
             self.model_ = ScreeningForSequenceClassification.from_pretrained(
                 self.encoder_.model_name_or_path, loss_type="weighted_bce", pos_weight=1.0
             )
