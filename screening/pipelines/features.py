@@ -105,7 +105,7 @@ def load_encoder(path):
     return encoder.eval(), AutoTokenizer.from_pretrained(path)
 
 
-PADDING_BUCKET = 64
+PADDING_BUCKET = 16
 """bf16 batches are padded to a multiple of this many tokens (at most the max length): bf16 CPU kernels keep state
 per input shape, so few distinct lengths keep the memory flat (see FastPathArguments.padding_bucket)."""
 
