@@ -50,9 +50,9 @@ class FeatureArguments:
         default="auto",
         metadata={
             "help": "Precision of the encoder's forward pass: 'auto' = bf16 autocast where bf16 runs on hardware (a "
-            "CUDA GPU with bf16, or a CPU with AMX or AVX512-BF16; 600 records at 256 tokens on 2 such cores: 1.7x "
-            "the records/s of fp32, every vector within cosine 0.9999) and fp32 elsewhere; 'fp32' or 'bf16' force "
-            "one (bf16 on a CPU without bf16 units is emulated and slow). The pooled vectors are float32.",
+            "CUDA GPU with bf16, or a CPU with AMX or AVX512-BF16: 1.7x the records/s of fp32 on 2 such cores, every "
+            "vector within cosine 0.9999, benchmarks/embedding.md) and fp32 elsewhere; 'fp32' or 'bf16' force one "
+            "(bf16 on a CPU without bf16 units is emulated and slow). The pooled vectors are float32.",
             "choices": PRECISIONS,
         },
     )
