@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse
+from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.naive_bayes import ComplementNB
@@ -25,6 +26,7 @@ from screening.active.rankers import (
     hyperparameters,
     register_classifier,
     register_ranker,
+    register_view,
 )
 from screening.active.review import ReviewArguments, run_review
 from screening.active.simulate import SimulationArguments, run_simulation
@@ -36,9 +38,22 @@ from screening.text import TextOptions, prepare_texts
 from .conftest import DEMO_TRAIN
 from .test_entry_points import assert_one_line_error, run
 
-# a ranker from outside the package: a classifier and a ranker composed of it, one registration each
+# from outside the package: a classifier and a ranker composed of it, one registration each, and a view class
 register_classifier("ridge", RidgeClassifier, random_state=0)
 register_ranker("test_tfidf_ridge", view="tfidf", classifier="ridge", description="TF-IDF + ridge (a test's own)")
+
+
+@register_view("test_lengths")
+class LengthsView(BaseEstimator):
+    """The log word counts of title and abstract, x scale."""
+
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def fit_transform(self, frame, encoder=None):
+        counts = np.column_stack([frame[c].str.split().str.len().to_numpy(float) for c in ("title", "abstract")])
+        return np.log1p(counts) * self.scale
+
 
 NAMED = ("tfidf_features", "tfidf_svm", "tfidf_lr", "tfidf_nb", "features_lr", "finetune")
 QUICK = {"finetune": "epochs=1"}  # the least training that still runs the Trainer
@@ -119,6 +134,15 @@ def test_a_ranker_registered_outside_runs_through_the_command_line(tmp_path, cap
     assert order.label.sum() == 3 and np.isfinite(order.score[2:]).all() and "Done." in capsys.readouterr().out
 
 
+def test_a_view_registered_outside_replaces_a_rankers_view(review):
+    frame, labels = review
+    args = RankerArguments(ranker="tfidf_lr", view="test_lengths", ranker_options="view.scale=2")
+    ranker = build_ranker(frame, args)
+    assert ranker.features.shape == (len(frame), 2) and ranker.view.scale == 2
+    assert ranker.classifier.solver == "liblinear"  # tfidf_lr's classifier options stay
+    assert np.isfinite(ranker.fit_score(*labelled(labels))).all()
+
+
 def test_ranker_options_set_the_hyperparameters_and_replace_parts():
     ranker = RankerArguments(ranker_options="classifier.C=0.5, view.features_weight=0.2").make()
     assert (ranker.classifier.C, ranker.view.features_weight, ranker.weighting.include_weight) == (0.5, 0.2, 9.8)
@@ -137,7 +161,7 @@ def test_ranker_options_set_the_hyperparameters_and_replace_parts():
         ({"ranker_options": "classifier.C=high"}, "classifier.C must be like 0.11; got 'high'"),
         ({"ranker_options": "C"}, "expected KEY=VALUE, got 'C'"),
         ({"ranker": "svm"}, "--ranker must be one of tfidf_features, tfidf_svm"),
-        ({"view": "words"}, "--view must be one of tfidf, embedding, tfidf_embedding"),
+        ({"view": "words"}, "--view must be one of tfidf, embedding, tfidf_embedding, test_lengths"),
         ({"ranker": "finetune", "classifier": "lr"}, "ranker finetune is not a view + classifier"),
     ],
 )
@@ -157,7 +181,7 @@ def test_help_lists_the_registry_with_defaults(capsys):
         run_screening.simulate(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert exit_info.value.code == 0
-    for name in (*NAMED, "test_tfidf_ridge", "ridge: RidgeClassifier"):  # including what this module registered
+    for name in (*NAMED, "test_tfidf_ridge", "test_lengths [scale=1.0]", "RidgeClassifier"):  # registered here too
         assert name in text
     defaults = ["classifier.C=0.11", "weighting.include_weight=9.8", "features_weight=0.3", "alpha=1.0", "epochs=2.0"]
     for default in (*defaults, "view.min_df=1, view.max_df=0.95", "--ranker_options", "(default: tfidf_features)"):

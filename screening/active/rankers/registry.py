@@ -74,7 +74,7 @@ def register_ranker(name, make=None, *, view=None, classifier=None, options=None
     ({"classifier.C": 0.11, ...}), or a ranker class `make` (also as a class decorator: `@register_ranker(name)`)."""
     if make is None and view is None:
         return lambda cls: register_ranker(name, cls, options=options, description=description)
-    if (make is None) == (view is None or classifier is None):
+    if (make is not None and (view or classifier)) or (make is None and not (view and classifier)):
         raise ValueError(f"register_ranker({name!r}): give a ranker class, or both a view and a classifier")
     description = description or _first_sentence(getattr(make, "__doc__", ""))
     RANKERS[name] = RankerSpec(name, make, view, classifier, dict(options or {}), description)
@@ -191,8 +191,8 @@ def describe_views():
 
 def describe_classifiers():
     return "; ".join(
-        f"{name}: {estimator.__name__} [{_shown(hyperparameters(clone(estimator(**defaults))))}]"
-        for name, (estimator, defaults, _) in CLASSIFIERS.items()
+        f"{name}: {description}, {estimator.__name__} [{_shown(hyperparameters(clone(estimator(**defaults))))}]"
+        for name, (estimator, defaults, description) in CLASSIFIERS.items()
     )
 
 
