@@ -148,6 +148,7 @@ def test_ranker_options_set_the_hyperparameters_and_replace_parts():
     assert (ranker.classifier.C, ranker.view.features_weight, ranker.weighting.include_weight) == (0.5, 0.2, 9.8)
     swapped = RankerArguments(classifier="lr", ranker_options="classifier.C=2").make()
     assert isinstance(swapped.classifier, LogisticRegression) and swapped.classifier.C == 2
+    assert RankerArguments(ranker_options={"classifier.dual": False}).make().classifier.dual is False  # from YAML
     assert swapped.weighting.include_weight == 9.8  # the ranker's other options stay
     assert type(RankerArguments(ranker="tfidf_lr", view="embedding").make().view).__name__ == "EmbeddingView"
     assert hyperparameters(RankerArguments(ranker="finetune").make()) == {
@@ -159,6 +160,7 @@ def test_ranker_options_set_the_hyperparameters_and_replace_parts():
     [
         ({"ranker_options": "classifier.D=1"}, "unknown key 'classifier.D'; valid keys: classifier.C,"),
         ({"ranker_options": "classifier.C=high"}, "classifier.C must be like 0.11; got 'high'"),
+        ({"ranker_options": "classifier.C=-1"}, "The 'C' parameter of LinearSVC must be a float in the range"),
         ({"ranker_options": "C"}, "expected KEY=VALUE, got 'C'"),
         ({"ranker": "svm"}, "--ranker must be one of tfidf_features, tfidf_svm"),
         ({"view": "words"}, "--view must be one of tfidf, embedding, tfidf_embedding, test_lengths"),

@@ -99,7 +99,10 @@ def _known(name, registry, flag):
 
 def parse_options(text):
     """`"classifier.C=0.5,view.features_weight=0.2"` as {"classifier.C": 0.5, ...}: numbers, True/False/None and
-    Python literals are read as such, anything else is a string."""
+    Python literals are read as such, anything else is a string. A mapping (from a .json/.yaml arguments file) is
+    taken as it is."""
+    if isinstance(text, dict):
+        return dict(text)
     options = {}
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         key, sep, value = item.partition("=")
@@ -130,8 +133,8 @@ def hyperparameters(estimator):
 
 
 def set_options(ranker, options, source="--ranker_options"):
-    """Set `options` ({"classifier.C": 0.5, ...}) on `ranker`; an unknown key or a value of the wrong kind is a
-    one-line ScreeningInputError naming it and the valid keys."""
+    """Set `options` ({"classifier.C": 0.5, ...}) on `ranker`; an unknown key, a number or a flag where the default
+    is not one, or a value scikit-learn's own checks refuse, is a one-line ScreeningInputError naming the key."""
     valid = hyperparameters(ranker)
     for key, value in options.items():
         if key not in valid:
@@ -139,14 +142,20 @@ def set_options(ranker, options, source="--ranker_options"):
         if value is not None and _kind(valid[key]) not in (None, _kind(value)):
             raise ScreeningInputError(f"{source}: {key} must be like {valid[key]!r}; got {value!r}")
     ranker.set_params(**{key.replace(".", "__"): value for key, value in options.items()})
+    for part in [ranker, *ranker.get_params(deep=True).values()]:
+        if hasattr(part, "_parameter_constraints"):  # scikit-learn's estimators check their parameters at fit
+            try:
+                part._validate_params()
+            except (ValueError, TypeError) as err:
+                raise ScreeningInputError(f"{source}: {' '.join(str(err).split())}") from None
     return ranker
 
 
 def _kind(value):
-    """bool, number or str (None: any value fits, as for a parameter whose default is None)."""
-    if value is None:
-        return None
-    return bool if isinstance(value, bool) else float if isinstance(value, (int, float)) else type(value)
+    """bool or number for a flag or a number (a value of another kind is left to scikit-learn's own checks)."""
+    if isinstance(value, bool):
+        return bool
+    return float if isinstance(value, (int, float)) else None
 
 
 def make_ranker(name=DEFAULT_RANKER, view=None, classifier=None, options=None):
