@@ -101,8 +101,11 @@ def main(argv=None):
         "`screening.pipelines.features.embed`. Each precision was warmed up on one batch, then timed "
         f"{args.repeats} time(s), the precisions interleaved; the fastest pass is shown. "
         f"'auto' ran {resolved['auto']} here"
-        + (": the same path as the bf16 row, so the gap between those two rows is the noise of the shared cores."
-           if resolved["auto"] == "bf16" else "."),  # fmt: skip
+        + (
+            ": the same path as the bf16 row, so the gap between those two rows is the noise of the shared cores."
+            if resolved["auto"] == "bf16"
+            else "."
+        ),
         "",
         "| precision | records/s | speedup over fp32 | min cosine to fp32 | mean cosine to fp32 | passes (s) |",
         "|---|---|---|---|---|---|",
