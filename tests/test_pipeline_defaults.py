@@ -26,14 +26,7 @@ import benchmark_screening  # noqa: E402
 DEFAULTS = {  # script -> flag -> the default its --help must state
     "scripts/run_tfidf.py": {"nb_alpha": "1.0", "C": "10.0"},
     "scripts/run_features.py": {"feature_scaling": "l2", "C": "1.0", "fold_normalization": "none"},
-    "run_screening.py simulate": {  # the screening rankers (benchmarks/screening_notes.md)
-        "ranker": "tfidf_features",
-        "features_weight": "0.3",
-        "svm_C": "0.11",
-        "include_weight": "9.8",
-        "nb_alpha": "1.0",
-        "batch_size": "grow",
-    },
+    "run_screening.py simulate": {"ranker": "tfidf_features", "batch_size": "grow"},  # hyperparameters: test_rankers
 }
 
 

@@ -84,7 +84,7 @@ def test_finetune_ranker_on_a_tiny_bert(review, tiny_encoder_dir):
     frame, labels = review
     small = pd.concat([frame[labels == 1].head(4), frame[labels == 0].head(36)]).reset_index(drop=True)
     small_labels = small.judgement.astype(int).to_numpy()
-    args = RankerArguments(ranker="finetune", model_name_or_path=str(tiny_encoder_dir), finetune_epochs=1,
+    args = RankerArguments(ranker="finetune", model_name_or_path=str(tiny_encoder_dir), ranker_options="epochs=1",
                            max_seq_length=32)  # fmt: skip
     sim = SimulationArguments("d", "o", budget=12)
     run = simulate_run(small, small_labels, args, LoopArguments(batch_size="5"), sim, StoppingArguments(), 0)
@@ -107,7 +107,7 @@ def test_tfidf_features_ranker_finds_every_include(review, tiny_encoder_dir, tmp
     run = run_once(review, 0, "tfidf_features", **args)
     assert labels[run["order"]].sum() == 8 and run["figures"]["wss95"] > 0.2
     assert run_once(review, 0, "tfidf_features", **args)["order"].tolist() == run["order"].tolist()
-    ranker = build_ranker(frame, RankerArguments(features_weight=0.3, **args))
+    ranker = build_ranker(frame, RankerArguments(ranker_options="view.features_weight=0.3", **args))
     embedding_block = ranker.features[:, -32:].toarray()  # the tiny BERT's hidden size
     assert np.allclose(np.linalg.norm(embedding_block, axis=1), 0.3)  # unit length x --features_weight
     tfidf_block = ranker.features[:, :-32]

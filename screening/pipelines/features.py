@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
+from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from modeling.heads import masked_mean
@@ -25,6 +26,7 @@ from ..kfold import FoldOutput
 from ..metrics import ThresholdArguments
 from ..text import TextArguments, prepare_texts
 from ..tokenization import encode
+from ..trainer import PRECISIONS, fast_bf16_available
 from .sklearn import RunArguments, SklearnCrossValidationArguments, run_sklearn_kfold
 
 logger = logging.getLogger(__name__)
@@ -44,8 +46,19 @@ class FeatureArguments:
     pooling: str = field(default="mean", metadata={"help": "'cls' ([CLS] vector) or 'mean' (over real tokens)."})
     max_seq_length: int = field(default=256, metadata={"help": "Longest input in tokens."})
     batch_size: int = field(default=64, metadata={"help": "Records per forward pass."})
-    bf16: bool = field(
-        default=False, metadata={"help": "bfloat16 autocast for the forward pass (GPU; on CPUs only with AMX)."}
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Precision of the encoder's forward pass: 'auto' = bf16 autocast where bf16 runs on hardware (a "
+            "CUDA GPU with bf16, or a CPU with AMX or AVX512-BF16: 1.7x the records/s of fp32 on 2 such cores, every "
+            "vector within cosine 0.9999, benchmarks/embedding.md) and fp32 elsewhere; 'fp32' or 'bf16' force one "
+            "(bf16 on a CPU without bf16 units is emulated and slow). The pooled vectors are float32.",
+            "choices": PRECISIONS,
+        },
+    )
+    bf16: bool = field(default=False, metadata={"help": "The same as --precision bf16 (kept for older commands)."})
+    disable_tqdm: bool = field(
+        default=False, metadata={"help": "No progress bar while embedding (none is shown where stderr is not a TTY)."}
     )
     feature_cache_dir: str | None = field(
         default=None, metadata={"help": "Cache embeddings here (keyed by model, texts and settings); reused later."}
@@ -71,6 +84,14 @@ class FeatureArguments:
     )
     lgbm_estimators: int = field(default=300, metadata={"help": "LightGBM boosting rounds."})
 
+    def __post_init__(self):
+        if self.bf16:
+            if self.precision == "fp32":
+                raise ScreeningInputError("--bf16 and --precision fp32 contradict each other; pass one")
+            self.precision = "bf16"
+        if self.precision not in PRECISIONS:
+            raise ScreeningInputError(f"--precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+
 
 def load_encoder(path):
     """The encoder of `path` (for a screening model: its `encoder`) and its tokenizer."""
@@ -84,26 +105,48 @@ def load_encoder(path):
     return encoder.eval(), AutoTokenizer.from_pretrained(path)
 
 
+PADDING_BUCKET = 16
+"""bf16 batches are padded to a multiple of this many tokens (at most the max length): bf16 CPU kernels keep state
+per input shape, so few distinct lengths keep the memory flat (see FastPathArguments.padding_bucket)."""
+
+
 @torch.inference_mode()
-def embed(encoder, tokenizer, texts, options, pooling="mean", max_length=256, batch_size=64, bf16=False):
-    """One vector per text (float32): [CLS] or the mean over real tokens of the last layer, on the encoder's
-    device (run_features.py puts it on the GPU when there is one); batches are cut
-    from texts sorted by length, so little padding is computed."""
+def embed(
+    encoder, tokenizer, texts, options, pooling="mean", max_length=256, batch_size=64, bf16=False, progress=False
+):
+    """One vector per text (float32, in the order of `texts`): [CLS] or the mean over real tokens of the last layer,
+    on the encoder's device (run_features.py puts it on the GPU when there is one), under bf16 autocast when `bf16`.
+    Batches are cut from the texts sorted by length, so little padding is computed; `progress` shows a bar over
+    the records (records/s) where stderr is a TTY."""
     if pooling not in POOLINGS:
         raise ScreeningInputError(f"--pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
     limits = [max_length, getattr(encoder.config, "max_position_embeddings", max_length), tokenizer.model_max_length]
-    encoded = encode(tokenizer, texts, min(limits), options)
+    limit = min(limits)
+    encoded = encode(tokenizer, texts, limit, options)
     order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
     device = next(encoder.parameters()).device
     out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start : start + batch_size]
-        batch = tokenizer.pad({k: [encoded[k][i] for i in rows] for k in encoded}, return_tensors="pt").to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    bar = tqdm(total=len(texts), unit="records", desc="Embedding", disable=None if progress else True)
+    with bar, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):  # one context: weights cast once
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            longest = len(encoded["input_ids"][rows[0]])
+            padded = max(min(-(-longest // PADDING_BUCKET) * PADDING_BUCKET, limit), longest) if bf16 else longest
+            batch = {k: [encoded[k][i] for i in rows] for k in encoded}
+            batch = tokenizer.pad(batch, padding="max_length", max_length=padded, return_tensors="pt").to(device)
             hidden = encoder(**batch).last_hidden_state.float()
-        vectors = hidden[:, 0] if pooling == "cls" else masked_mean(hidden, batch["attention_mask"])
-        out[rows] = vectors.cpu().numpy()
+            vectors = hidden[:, 0] if pooling == "cls" else masked_mean(hidden, batch["attention_mask"])
+            out[rows] = vectors.cpu().numpy()
+            bar.update(rows.size)
     return out
+
+
+def embedding_precision(precision, device):
+    """'bf16' or 'fp32': the precision `precision` ('auto', 'fp32', 'bf16') means on `device` (auto: bf16 where
+    bf16 runs on hardware, `screening.trainer.fast_bf16_available`)."""
+    if precision == "auto":
+        return "bf16" if fast_bf16_available(device) else "fp32"
+    return precision
 
 
 def text_separator(model_name_or_path):
@@ -112,14 +155,17 @@ def text_separator(model_name_or_path):
 
 
 def cached_embeddings(args, texts, options):
-    """Embeddings of `texts`, read from / written to `args.feature_cache_dir` when set."""
+    """Embeddings of `texts`, read from / written to `args.feature_cache_dir` when set (keyed by the model, the
+    texts and the settings, the precision as run: an 'auto' run on a bf16 CPU reads what a 'bf16' run wrote)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = embedding_precision(args.precision, device)
     path = None
     if args.feature_cache_dir:
         key = {
             "model": str(Path(args.model_name_or_path).resolve()),
             "pooling": args.pooling,
             "max_seq_length": args.max_seq_length,
-            "bf16": args.bf16,
+            "precision": precision,
             "truncation": [options.truncation, options.head_tokens],
             "texts": hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
         }
@@ -129,10 +175,14 @@ def cached_embeddings(args, texts, options):
             logger.info(f"Embeddings from the cache: {path}")
             return np.load(path)
     encoder, tokenizer = load_encoder(args.model_name_or_path)
-    encoder.to("cuda" if torch.cuda.is_available() else "cpu")
+    encoder.to(device)
     start = time.perf_counter()
-    features = embed(encoder, tokenizer, texts, options, args.pooling, args.max_seq_length, args.batch_size, args.bf16)
-    logger.info(f"Embedded {len(texts)} records in {time.perf_counter() - start:.0f}s")
+    features = embed(
+        encoder, tokenizer, texts, options, args.pooling, args.max_seq_length, args.batch_size,
+        bf16=precision == "bf16", progress=not args.disable_tqdm,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    logger.info(f"Embedded {len(texts)} records in {seconds:.0f}s ({len(texts) / seconds:.1f} records/s, {precision})")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
