@@ -101,8 +101,8 @@ def normalise(text):
 
 def find_duplicates(records, threshold=0.9, chunk=512):
     """Exact and near-exact duplicate records (columns id, title, abstract). Exact: the same normalised title and
-    abstract; near-exact: the same normalised title, or a Jaccard similarity of the title+abstract word sets of at
-    least `threshold`. Returns a DataFrame id, duplicate_of, kind (exact/near-exact), similarity: one row per
+    abstract (or the same title, one abstract missing); near-exact: a Jaccard similarity of the title+abstract word
+    sets of at least `threshold`. Returns a DataFrame id, duplicate_of, kind (exact/near-exact), similarity: one row per
     record to drop, `duplicate_of` the first record of its group in file order (the one kept)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -130,12 +130,14 @@ def find_duplicates(records, threshold=0.9, chunk=512):
             rows += r[keep].tolist()
             cols += c[keep].tolist()
             sims += jaccard[keep].tolist()
+    abstracts = records["abstract"].map(normalise).to_numpy()
     by_title = pd.Series(np.arange(n)).groupby(titles).apply(list)
     for title, members in by_title.items():
-        if title and len(members) > 1:
-            rows += members[:-1]
-            cols += members[1:]
-            sims += [np.nan] * (len(members) - 1)
+        for a, b in zip(members[:-1], members[1:]):
+            if title and (abstracts[a] == abstracts[b] or not abstracts[a] or not abstracts[b]):
+                rows.append(a)
+                cols.append(b)
+                sims.append(np.nan)
     if not rows:
         return pd.DataFrame(columns=columns)
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
@@ -153,7 +155,8 @@ def find_duplicates(records, threshold=0.9, chunk=512):
             continue
         kept = members[0]
         for m in members[1:]:
-            kind = "exact" if titles[m] == titles[kept] and texts[m] == texts[kept] else "near-exact"
+            same = titles[m] == titles[kept] and (abstracts[m] == abstracts[kept] or not abstracts[m] or not abstracts[kept])
+            kind = "exact" if same else "near-exact"
             similarity = 1.0 if kind == "exact" else best.get(m, np.nan)
             out.append((ids[m], ids[kept], kind, similarity))
     return pd.DataFrame(out, columns=columns)

@@ -31,6 +31,7 @@ document.addEventListener('keydown', (event) => {
 </script>
 """
 CSS = """
+#include-btn { background: #3c9a34; color: white; }
 #card .record { font-size: 1.05em; line-height: 1.5; }
 #card mark.include { background: #b9f0b4; } #card mark.exclude { background: #f6b8b8; }
 #stop-banner .stop { background: #e3f6e0; border: 2px solid #3c9a34; padding: 0.6em 1em; border-radius: 6px; }
@@ -125,13 +126,14 @@ def card_html(row, include_terms="", exclude_terms=""):
     if row is None:
         return '<div class="record" data-record-id="">No record to show.</div>'
     get = {c: str(row.get(c, "") or "") for c in CARD_COLUMNS}
-    meta = " · ".join(html.escape(v) for v in (get["authors"], get["year"], get["journal"]) if v)
     doi = get["doi"].removeprefix("https://doi.org/")
-    link = f' · <a href="https://doi.org/{html.escape(doi)}" target="_blank">doi:{html.escape(doi)}</a>' if doi else ""
+    link = f'<a href="https://doi.org/{html.escape(doi)}" target="_blank">doi:{html.escape(doi)}</a>' if doi else ""
+    meta = [html.escape(v) for v in (get["authors"], get["year"], get["journal"]) if v]
+    meta = " · ".join([*meta, *([link] if link else []), f"id {html.escape(row['id'])}"])
     return (
         f'<div class="record" data-record-id="{html.escape(row["id"])}">'
         f"<h3>{highlight(get['title'], include_terms, exclude_terms)}</h3>"
-        f"<p><small>{meta}{link} · id {html.escape(row['id'])}</small></p>"
+        f"<p><small>{meta}</small></p>"
         f"<p>{highlight(get['abstract'], include_terms, exclude_terms)}</p></div>"
     )
 
