@@ -155,7 +155,9 @@ def find_duplicates(records, threshold=0.9, chunk=512):
             continue
         kept = members[0]
         for m in members[1:]:
-            same = titles[m] == titles[kept] and (abstracts[m] == abstracts[kept] or not abstracts[m] or not abstracts[kept])
+            same = titles[m] == titles[kept] and (
+                abstracts[m] == abstracts[kept] or not abstracts[m] or not abstracts[kept]
+            )
             kind = "exact" if same else "near-exact"
             similarity = 1.0 if kind == "exact" else best.get(m, np.nan)
             out.append((ids[m], ids[kept], kind, similarity))

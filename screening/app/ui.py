@@ -164,8 +164,10 @@ def progress_markdown(verdict):
 
 
 def _rule_name(recommended):
-    return recommended.get("rule", recommended.get("name", str(recommended))) if isinstance(recommended, dict) else (
-        str(recommended)
+    return (
+        recommended.get("rule", recommended.get("name", str(recommended)))
+        if isinstance(recommended, dict)
+        else (str(recommended))
     )
 
 
@@ -235,9 +237,8 @@ def build_app(folder, args, logins=None):
         else:
             message = ""
         started = folder.started
-        status = (
-            f"Review folder `{folder.out}`: {'started' if started else 'no review yet'}."
-            + (f" {len(folder.records())} records under review." if started else "")
+        status = f"Review folder `{folder.out}`: {'started' if started else 'no review yet'}." + (
+            f" {len(folder.records())} records under review." if started else ""
         )
         record, maybes, conflicts_choices, payload = None, [], [], {"include_terms": "", "exclude_terms": ""}
         if started and reviewer:
@@ -336,16 +337,17 @@ def build_app(folder, args, logins=None):
             return render(name, request)
 
         def on_upload(path):
+            """Read and check the upload; a bad one is answered on the page, cleared, and nothing is written."""
             if not path:
-                return None, "", gr.update(choices=[], value=[])
+                return gr.update(), gr.update(), gr.update(), gr.update()
             if folder.started:
-                return None, f"**error:** {folder.out} already holds a review.", gr.update(choices=[], value=[])
+                message = f"**error:** {folder.out} already holds a review."
+                return None, message, gr.update(choices=[], value=[]), gr.update(value=None)
             try:
                 found = inspect_upload(path, args.id_column, args.duplicate_threshold)
             except ScreeningInputError as err:
-                return None, f"**error:** {err}".replace(str(Path(path).parent) + os.sep, ""), gr.update(
-                    choices=[], value=[]
-                )
+                message = f"**error:** {err}".replace(str(Path(path).parent) + os.sep, "")
+                return None, message, gr.update(choices=[], value=[]), gr.update(value=None)
             table, dups = found.table, found.duplicates
             title_of = dict(zip(table["id"], table["title"]))
             counts = [f"**{len(table)} records**", f"{(table['abstract'].str.strip() != '').sum()} with an abstract"]
@@ -357,7 +359,12 @@ def build_app(folder, args, logins=None):
                 (f"{r.kind}: '{title_of[r.id][:80]}' [{r.id}] duplicates [{r.duplicate_of}]", r.id)
                 for r in dups.itertuples()
             ]
-            return found, "; ".join(counts) + ".", gr.update(choices=options, value=[o[1] for o in options])
+            return (
+                found,
+                "; ".join(counts) + ".",
+                gr.update(choices=options, value=[o[1] for o in options]),
+                gr.update(),
+            )
 
         def search(text, found):
             records = folder.records() if folder.started else (found.table if found is not None else None)
@@ -426,9 +433,10 @@ def build_app(folder, args, logins=None):
 
         app.load(refresh, [reviewer], views)
         reviewer.submit(refresh, [reviewer], views)
-        upload.change(on_upload, [upload], [upload_state, upload_message, duplicates])
+        upload_views = [upload_state, upload_message, duplicates, upload]
+        upload.upload(on_upload, [upload], upload_views)
         if args.records_file:
-            app.load(lambda: on_upload(args.records_file), None, [upload_state, upload_message, duplicates])
+            app.load(lambda: on_upload(args.records_file), None, upload_views)
         search_button.click(search, [query, upload_state], [results, priors_message])
         query.submit(search, [query, upload_state], [results, priors_message])
         prior_include.click(add_prior(1), [results, priors_state, reviewer], [priors_state, priors_message])
