@@ -218,7 +218,8 @@ class ReviewFolder:
 
     def next_record(self, name):
         """(id or None, message): the reviewer's next record of the current batch. When the batch is settled (every
-        record labelled or set aside as maybe, at least one labelled) the next batch is proposed first."""
+        record labelled or set aside as maybe, no open conflict, at least one labelled) the next batch is proposed
+        first."""
         with self.lock:
             if not self.started:
                 return None, "No review yet: upload a search export on the Start tab."
@@ -232,7 +233,9 @@ class ReviewFolder:
                 pending = [i for i in batch if i not in labels and i not in mine and i not in conflicts]
                 if pending:
                     return pending[0], ""
-                settled = all(self.covered(i, labels, conflicts, decisions) for i in batch)
+                # every record labelled or set aside as maybe; an open conflict holds the batch
+                settled = all(i in labels or (i not in conflicts and self.covered(i, labels, conflicts, decisions))
+                              for i in batch)  # fmt: skip
                 if not batch or not settled or not any(i in labels for i in batch):
                     break
                 self.advance()
