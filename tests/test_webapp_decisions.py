@@ -126,3 +126,19 @@ def test_folder_decide_maybe_undo_and_labels_file(tmp_path):
         folder.decide("ann", i, "exclude")
     assert folder.next_record("ann")[0] not in batch and len(folder.state()["batches"]) == 2
     assert folder.undo("ann") is None  # the ranker has read them
+
+
+def test_app_refuses_to_serve_beyond_localhost_without_logins(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    done = subprocess.run(
+        [sys.executable, "run_screening.py", "app", "--output_dir", str(tmp_path / "r"), "--host", "0.0.0.0"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: --host 0.0.0.0 serves the app beyond this machine: give --auth_file (user:password lines)"
+    ]
+    assert not (tmp_path / "r").exists()

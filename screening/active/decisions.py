@@ -4,7 +4,7 @@ two reviewers, their agreement (Cohen's kappa), a keyword search of the records,
 duplicate records.
 
 A decision is `{"judgement": "include" | "exclude" | "maybe", "note": str, "time": float}`; a reviewer's decisions
-are a dict id -> decision in the order they were made. A resolution (a conflict settled, or prior knowledge) is
+are a dict id -> decision (their order is their times: the files keep keys sorted). A resolution (a conflict settled, or prior knowledge) is
 `{"label": 0 | 1, "by": name, "time": float}`.
 """
 
@@ -88,7 +88,7 @@ def undoable(decisions, screened_ids):
     """The id of the reviewer's last decision that has not reached the screened stream (the ranker has not seen
     it), or None: a label the review has read cannot be taken back, only changed."""
     screened = set(screened_ids)
-    for i in reversed(list(decisions)):
+    for i in sorted(decisions, key=lambda i: decisions[i].get("time", 0.0), reverse=True):
         if i not in screened:
             return i
     return None
