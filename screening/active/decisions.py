@@ -4,8 +4,8 @@ two reviewers, their agreement (Cohen's kappa), a keyword search of the records,
 duplicate records.
 
 A decision is `{"judgement": "include" | "exclude" | "maybe", "note": str, "time": float}`; a reviewer's decisions
-are a dict id -> decision (their order is their times: the files keep keys sorted). A resolution (a conflict settled, or prior knowledge) is
-`{"label": 0 | 1, "by": name, "time": float}`.
+are a dict id -> decision (their order is their times: the files keep keys sorted). A resolution (a conflict
+settled, or prior knowledge) is `{"label": 0 | 1, "by": name, "time": float}`.
 """
 
 import re
