@@ -34,8 +34,9 @@ CSS = """
 #include-btn { background: #3c9a34; color: white; }
 #card .record { font-size: 1.05em; line-height: 1.5; }
 #card mark.include { background: #b9f0b4; } #card mark.exclude { background: #f6b8b8; }
-#stop-banner .stop { background: #e3f6e0; border: 2px solid #3c9a34; padding: 0.6em 1em; border-radius: 6px; }
-#stop-banner .heuristic { background: #fff6dc; border: 2px solid #c99a1c; padding: 0.6em 1em; border-radius: 6px; }
+.stop-panel { padding: 0.6em 1em; border-radius: 6px; border: 2px solid; }
+.stop-panel.stop { background: #e3f6e0; border-color: #3c9a34; }
+.stop-panel.heuristic { background: #fff6dc; border-color: #c99a1c; }
 """
 
 
@@ -183,14 +184,14 @@ def stop_html(verdict):
     recommended = verdict.get("recommended")
     if certified:
         return (
-            f'<div class="stop"><b>You may stop.</b> The {html.escape(certified[0])} rule certifies recall >= '
+            f'<div class="stop-panel stop"><b>You may stop.</b> The {html.escape(certified[0])} rule certifies recall >= '
             f"{verdict['target_recall']:g} at confidence {verdict['confidence']:g} after {verdict['records_read']} "
             f"of {verdict['records']} records ({verdict['includes_found']} includes)."
             + (f" Recommended rule: {html.escape(_rule_name(recommended))}." if recommended else "")
             + " The report is on the Export tab.</div>"
         )
     return (
-        f'<div class="heuristic"><b>A rule says stop:</b> {html.escape(", ".join(stopping))} (no guarantee). '
+        f'<div class="stop-panel heuristic"><b>A rule says stop:</b> {html.escape(", ".join(stopping))} (no guarantee). '
         f"No certified rule says stop yet.</div>"
     )
 
@@ -370,7 +371,7 @@ def build_app(folder, args, logins=None):
             records = folder.records() if folder.started else (found.table if found is not None else None)
             if records is None:
                 return gr.update(choices=[], value=None), "Upload a search export first."
-            hits = dec.keyword_search(records, text)
+            hits = dec.keyword_search(records, text, limit=10)
             return gr.update(choices=[choice(r) for _, r in hits.iterrows()], value=None), f"{len(hits)} records found."
 
         def add_prior(label):
