@@ -142,3 +142,27 @@ def test_app_refuses_to_serve_beyond_localhost_without_logins(tmp_path):
         "error: --host 0.0.0.0 serves the app beyond this machine: give --auth_file (user:password lines)"
     ]
     assert not (tmp_path / "r").exists()
+
+
+def test_folder_goes_on_from_a_review_screen_made(tmp_path):
+    from screening.active.loop import LoopArguments
+    from screening.active.rankers import RankerArguments
+    from screening.active.review import ReviewArguments, run_review
+    from screening.active.stopping import StoppingArguments
+
+    rows = [{"id": f"p{i}", "title": f"paper {i} on topic {i % 3}", "abstract": f"words {i} more {i * 7}"}
+            for i in range(12)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "r"
+    flags = RankerArguments(ranker="tfidf_lr"), LoopArguments(batch_size="3"), StoppingArguments()
+    args = ReviewArguments(str(tmp_path / "s.csv"), str(out / "labels.csv"), str(out))
+    run_review(args, *flags)
+    batch = pd.read_csv(out / "next_batch.csv", dtype=str).id.tolist()
+    pd.DataFrame({"id": batch, "judgement": [1, 0, 0]}).to_csv(out / "labels.csv", index=False)
+    run_review(args, *flags)  # the command read the batch's labels and proposed the next
+    folder = ReviewFolder(out, *flags)
+    folder.adopt(tmp_path / "s.csv")
+    assert folder.resolved()[0] == {batch[0]: 1, batch[1]: 0, batch[2]: 0}
+    record_id, _ = folder.next_record("ann")
+    assert record_id in folder.batch() and len(folder.state()["batches"]) == 2  # no batch proposed twice
+    assert pd.read_csv(out / "labels.csv", dtype=str).id.tolist() == batch

@@ -184,15 +184,16 @@ def stop_html(verdict):
     recommended = verdict.get("recommended")
     if certified:
         return (
-            f'<div class="stop-panel stop"><b>You may stop.</b> The {html.escape(certified[0])} rule certifies recall >= '
+            f'<div class="stop-panel stop"><b>You may stop.</b> The {html.escape(certified[0])} rule certifies '
+            f"recall >= "
             f"{verdict['target_recall']:g} at confidence {verdict['confidence']:g} after {verdict['records_read']} "
             f"of {verdict['records']} records ({verdict['includes_found']} includes)."
             + (f" Recommended rule: {html.escape(_rule_name(recommended))}." if recommended else "")
             + " The report is on the Export tab.</div>"
         )
     return (
-        f'<div class="stop-panel heuristic"><b>A rule says stop:</b> {html.escape(", ".join(stopping))} (no guarantee). '
-        f"No certified rule says stop yet.</div>"
+        f'<div class="stop-panel heuristic"><b>A rule says stop:</b> {html.escape(", ".join(stopping))} '
+        f"(no guarantee). No certified rule says stop yet.</div>"
     )
 
 
