@@ -98,10 +98,15 @@ def browser():
             chromium.close()
 
 
-def open_page(chromium, url, reviewer=None):
+def open_page(chromium, url, reviewer=None, login=None):
+    """A new page on the app: logged in as `login` (user, password) where given, else named `reviewer`."""
     page = chromium.new_page(viewport={"width": 1100, "height": 1000})
     page.set_default_timeout(30000)
     page.goto(url)
+    if login:
+        page.locator("input[type=text]").fill(login[0])
+        page.locator("input[type=password]").fill(login[1])
+        page.get_by_role("button", name="Login").click()
     page.wait_for_selector("#status")
     if reviewer:
         set_reviewer(page, reviewer)

@@ -132,13 +132,16 @@ def test_screen_by_clicks_and_keys_until_stop_then_export_equals_the_command(chr
     assert replayed["stream"] == state["stream"] and replayed["batches"] == batches
 
 
-def test_two_reviewers_conflict_resolved_and_kappa(chromium, tmp_path):
+def test_two_logged_in_reviewers_conflict_resolved_and_kappa(chromium, tmp_path):
     truth = ui.demo_truth()
     review = tmp_path / "review"
-    with ui.serve_app(["--output_dir", str(review), "--dual_screening", *ui.FAST]) as server:
-        alice = ui.open_page(chromium, server.url, reviewer="alice")
+    (tmp_path / "logins.txt").write_text("alice:pw-alice\nbob:pw-bob\n")
+    args = ["--output_dir", str(review), "--dual_screening", "--auth_file", str(tmp_path / "logins.txt"), *ui.FAST]
+    with ui.serve_app(args) as server:
+        alice = ui.open_page(chromium, server.url, login=("alice", "pw-alice"))
+        assert not alice.locator("#reviewer").is_visible()  # the login is the reviewer's name
         start_review(alice, review)
-        bob = ui.open_page(chromium, server.url, reviewer="bob")
+        bob = ui.open_page(chromium, server.url, login=("bob", "pw-bob"))
         ui.tab(bob, "Screen")
         bob.wait_for_selector("#card .record[data-record-id^='r']")
         titles = read_csv(review / "search.csv").set_index("id").title
