@@ -257,6 +257,14 @@ def build_app(folder, args, logins=None):
             maybes = [choice(table.loc[i]) for i, d in mine.items() if d["judgement"] == dec.MAYBE and i not in labels]
             conflicts_choices = [choice(table.loc[i]) for i in conflicts]
         verdict = folder.verdict() if started else None
+        counts = ""
+        if verdict and reviewer:
+            batch = folder.batch()
+            done = sum(i in payload.get("decisions", {}) for i in batch)
+            counts = (
+                f"Read {verdict['records_read']} of {verdict['records']} · includes found "
+                f"{verdict['includes_found']} · this batch: {done} of {len(batch)} decided by {reviewer}"
+            )
         curve = folder.out / outputs.RECALL_CURVE
         inc, exc = payload.get("include_terms", ""), payload.get("exclude_terms", "")
         return (
@@ -275,6 +283,7 @@ def build_app(folder, args, logins=None):
             gr.update(choices=conflicts_choices, value=None),
             inc,
             exc,
+            counts,
         )
 
     with gr.Blocks(title="Screening", analytics_enabled=False) as app:
@@ -303,6 +312,7 @@ def build_app(folder, args, logins=None):
                 start_button = gr.Button("Start screening", variant="primary", elem_id="start-btn")
             with gr.Tab("Screen", id="screen"):
                 banner = gr.HTML(elem_id="stop-banner")
+                counts = gr.Markdown(elem_id="screen-counts")
                 with gr.Row():
                     include_terms = gr.Textbox(label="Include terms (green)", elem_id="include-terms")
                     exclude_terms = gr.Textbox(label="Exclude terms (red)", elem_id="exclude-terms")
@@ -333,7 +343,7 @@ def build_app(folder, args, logins=None):
                 files = gr.File(label="Downloads", file_count="multiple", elem_id="downloads", interactive=False)
 
         views = [status, start_button, banner, card, current, note, screen_message, maybe_list, progress,
-                 progress_stop, curve, agreement, conflict_list, include_terms, exclude_terms]  # fmt: skip
+                 progress_stop, curve, agreement, conflict_list, include_terms, exclude_terms, counts]  # fmt: skip
 
         def refresh(name, request: gr.Request):
             return render(name, request)
@@ -437,8 +447,12 @@ def build_app(folder, args, logins=None):
         reviewer.submit(refresh, [reviewer], views)
         upload_views = [upload_state, upload_message, duplicates, upload]
         upload.upload(on_upload, [upload], upload_views)
-        if args.records_file:
-            app.load(lambda: on_upload(args.records_file), None, upload_views)
+        if args.records_file:  # opened on the Start page until the review starts
+
+            def preload():
+                return (gr.update(),) * 4 if folder.started else on_upload(args.records_file)
+
+            app.load(preload, None, upload_views)
         search_button.click(search, [query, upload_state], [results, priors_message])
         query.submit(search, [query, upload_state], [results, priors_message])
         prior_include.click(add_prior(1), [results, priors_state, reviewer], [priors_state, priors_message])
