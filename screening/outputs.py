@@ -370,7 +370,11 @@ def read_resolutions(out):
 
 
 def write_labels(out, frame):
-    write_csv(Path(out) / LABELS, frame[["id", "judgement"]])
+    """labels.csv (id, judgement); no labels: no file (a labels file must hold a row; no file is no labels)."""
+    if len(frame):
+        write_csv(Path(out) / LABELS, frame[["id", "judgement"]])
+    else:
+        (Path(out) / LABELS).unlink(missing_ok=True)
 
 
 def write_search(out, frame):

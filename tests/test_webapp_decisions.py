@@ -166,3 +166,22 @@ def test_folder_goes_on_from_a_review_screen_made(tmp_path):
     record_id, _ = folder.next_record("ann")
     assert record_id in folder.batch() and len(folder.state()["batches"]) == 2  # no batch proposed twice
     assert pd.read_csv(out / "labels.csv", dtype=str).id.tolist() == batch
+
+
+def test_folder_starts_without_priors_and_undoes_the_only_label(tmp_path):
+    from screening.active.loop import LoopArguments
+    from screening.active.rankers import RankerArguments
+    from screening.active.stopping import StoppingArguments
+
+    pd.DataFrame({"title": [f"t {i}" for i in range(6)], "abstract": [f"a {i}" for i in range(6)]}).to_csv(
+        tmp_path / "s.csv", index=False
+    )
+    folder = ReviewFolder(tmp_path / "r", RankerArguments(ranker="tfidf_lr"), LoopArguments(batch_size="2"),
+                          StoppingArguments())  # fmt: skip
+    folder.start(inspect_upload(tmp_path / "s.csv"), [], {}, "ann")
+    assert folder.state()["batches"][0]["kind"] == "random" and not (tmp_path / "r/labels.csv").exists()
+    first = folder.next_record("ann")[0]
+    folder.decide("ann", first, "exclude")
+    assert (tmp_path / "r/labels.csv").read_text() == f"id,judgement\n{first},0\n"
+    folder.undo("ann")
+    assert not (tmp_path / "r/labels.csv").exists() and folder.next_record("ann")[0] == first

@@ -145,7 +145,9 @@ class ReviewFolder:
         times = dec.decision_times(self.decisions(), outputs.read_resolutions(self.out))
         frame = dec.labels_in_order(labels, previous, times)
         old = pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None
-        if old is None or old.astype(str).values.tolist() != frame.astype(str).values.tolist():
+        if (old is None and len(frame)) or (
+            old is not None and old.values.tolist() != frame.astype(str).values.tolist()
+        ):
             outputs.write_labels(self.out, frame)
         return labels
 
@@ -178,7 +180,7 @@ class ReviewFolder:
             path = self.out / outputs.LABELS
             if path.is_file():
                 old = pd.read_csv(path, dtype=str, keep_default_na=False)
-                outputs.write_labels(self.out, old[old["id"].isin(labels)])
+                outputs.write_labels(self.out, old[old["id"].isin(set(labels))])
             outputs.write_reviewer(self.out, name, payload)
             self.sync_labels()
             return record_id

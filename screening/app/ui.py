@@ -402,7 +402,10 @@ def build_app(folder, args, logins=None):
         def start(found, drop, priors, name, request: gr.Request):
             if found is None:
                 return *render(name, request), "**error:** upload a search export first."
-            folder.start(found, drop or [], priors, who(name, request))
+            try:
+                folder.start(found, drop or [], priors, who(name, request))
+            except ScreeningInputError as err:
+                return *render(name, request), f"**error:** {err}"
             return *render(name, request), "Review started: screen on the Screen tab."
 
         def decide(judgement):
