@@ -185,3 +185,21 @@ def test_folder_starts_without_priors_and_undoes_the_only_label(tmp_path):
     assert (tmp_path / "r/labels.csv").read_text() == f"id,judgement\n{first},0\n"
     folder.undo("ann")
     assert not (tmp_path / "r/labels.csv").exists() and folder.next_record("ann")[0] == first
+
+
+@pytest.mark.parametrize("extra", [{}, {"recall_estimate": 0.93, "interval": [0.8, 1.0]}])
+def test_progress_and_stop_panel_read_either_verdict(extra):
+    from screening.app.ui import progress_markdown, stop_html
+
+    verdict = {
+        "records": 400, "records_read": 282, "includes_found": 18, "target_recall": 0.9, "confidence": 0.95,
+        "frontier": {"recall_bound": 0.9, "target_confidence": 0.951, "expected_missed_high": 2.0},
+        "rules": {"hypergeometric": {"stop": True, **extra},
+                  "consecutive_excludes": {"stop": True, "guarantee": "none"}},
+    }  # fmt: skip
+    assert "| hypergeometric | STOP |" in progress_markdown(verdict)
+    assert ("[0.800, 1.000]" in progress_markdown(verdict)) == bool(extra)
+    assert "You may stop.</b> The hypergeometric rule certifies recall >= 0.9" in stop_html(verdict)
+    verdict["rules"]["hypergeometric"]["stop"] = False
+    assert "A rule says stop:</b> consecutive_excludes (no guarantee)" in stop_html(verdict)
+    assert "Recommended rule: **audit**" in progress_markdown({**verdict, "recommended": "audit"})

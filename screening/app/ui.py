@@ -152,13 +152,15 @@ def progress_markdown(verdict):
         f"target {verdict['target_recall']:g} holds at confidence {front['target_confidence']:.3f}; at most "
         f"{front['expected_missed_high']:.0f} includes missed.",
         "",
-        "| rule | verdict | recall estimate | guarantee |",
-        "|---|---|---|---|",
+        "| rule | verdict | recall estimate | interval | guarantee |",
+        "|---|---|---|---|---|",
     ]
     for name, rule in verdict["rules"].items():
-        estimate = rule.get("recall_estimate")
-        estimate = f"{estimate:.3f}" if isinstance(estimate, float) else ""
-        lines.append(f"| {name} | {'STOP' if rule['stop'] else 'go on'} | {estimate} | {rule.get('guarantee', '')} |")
+        estimate, interval = rule.get("recall_estimate"), rule.get("interval")
+        estimate = f"{estimate:.3f}" if isinstance(estimate, (int, float)) else ""
+        interval = f"[{interval[0]:.3f}, {interval[1]:.3f}]" if isinstance(interval, (list, tuple)) else ""
+        guarantee = rule.get("guarantee", "")
+        lines.append(f"| {name} | {'STOP' if rule['stop'] else 'go on'} | {estimate} | {interval} | {guarantee} |")
     if verdict.get("recommended"):
         lines += ["", f"Recommended rule: **{_rule_name(verdict['recommended'])}**."]
     return "\n".join(lines)
