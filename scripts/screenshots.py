@@ -189,6 +189,7 @@ def shoot(page, path, full_page=False):
 
     page.wait_for_function("!document.body.innerText.includes('processing')")
     page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(800)  # the fade-in after an update
     page.screenshot(path=str(path), full_page=full_page)
     Image.open(path).convert("RGB").quantize(128).save(path, optimize=True)
 
@@ -224,12 +225,12 @@ def take_screenshots(out):
             wait_text(page, "#upload-message", "Review started")
             tab(page, "Screen")
             page.wait_for_selector("#card .record[data-record-id^='r']")
-            for selector, words in (("#include-terms", "Wilson, penicillamine, zinc, trientine"),
-                                    ("#exclude-terms", "case, child, rats, mice")):  # fmt: skip
+            for selector, words, mark in (("#include-terms", "Wilson, penicillamine, zinc, trientine", "include"),
+                                          ("#exclude-terms", "case, child, rats, mice", "exclude")):  # fmt: skip
                 box = page.locator(f"{selector} textarea, {selector} input").first
                 box.fill(words)
                 box.press("Enter")
-            page.wait_for_selector("#card mark.exclude, #card mark.include")
+                page.wait_for_selector(f"#card mark.{mark}")
             page.evaluate("document.activeElement.blur()")  # the keys go to the page, not the field
             shoot(page, out / "card.png")
             screen_until_stop(page, review, truth, panel="#stop-banner .stop")

@@ -232,8 +232,9 @@ def build_app(folder, args, logins=None):
     def choice(row):
         return (f"{row['title'][:120]} [{row['id']}]", row["id"])
 
-    def render(name, request):
-        """Every view's content for this reviewer."""
+    def render(name, request, terms=False):
+        """Every view's content for this reviewer (the highlight terms' fields only with `terms`: on load, so that
+        a field being typed in is never overwritten)."""
         try:
             reviewer = who(name, request)
         except ScreeningInputError as err:
@@ -283,8 +284,8 @@ def build_app(folder, args, logins=None):
             str(curve) if curve.is_file() else None,
             agreement_markdown(folder.decisions()) if started else "",
             gr.update(choices=conflicts_choices, value=None),
-            inc,
-            exc,
+            inc if terms else gr.update(),
+            exc if terms else gr.update(),
             counts,
         )
 
@@ -348,7 +349,7 @@ def build_app(folder, args, logins=None):
                  progress_stop, curve, agreement, conflict_list, include_terms, exclude_terms, counts]  # fmt: skip
 
         def refresh(name, request: gr.Request):
-            return render(name, request)
+            return render(name, request, terms=True)
 
         def on_upload(path):
             """Read and check the upload; a bad one is answered on the page, cleared, and nothing is written."""
