@@ -188,7 +188,7 @@ def test_two_logged_in_reviewers_conflict_resolved_and_kappa(chromium, tmp_path)
         assert sorted(p.name for p in (review / "reviewers").iterdir()) == ["alice.json", "bob.json"]
 
 
-def test_server_killed_mid_review_restarts_with_nothing_lost(chromium, tmp_path):
+def test_undo_then_server_killed_mid_review_restarts_with_nothing_lost(chromium, tmp_path):
     truth = ui.demo_truth()
     review = tmp_path / "review"
     args = ["--output_dir", str(review), *ui.FAST]
@@ -204,6 +204,10 @@ def test_server_killed_mid_review_restarts_with_nothing_lost(chromium, tmp_path)
             page.click("#include-btn" if truth[titles[rid]] else "#exclude-btn")
             ui.wait_card_change(page, rid)
             decided.append(rid)
+        page.locator("#card").click()  # out of the note field: the keys go to the page
+        page.keyboard.press("u")  # undo: the last record comes back
+        undone = decided.pop()
+        assert ui.wait_card_change(page, ui.card_id(page)) == undone
         shown = ui.card_id(page)
         server.kill()  # SIGKILL: no clean-up
         files = {p.name: p.read_bytes() for p in review.iterdir() if p.is_file()}
@@ -216,7 +220,8 @@ def test_server_killed_mid_review_restarts_with_nothing_lost(chromium, tmp_path)
         mine = json.loads((review / "reviewers/reviewer.json").read_text())["decisions"]
         assert sorted(mine, key=lambda i: mine[i]["time"]) == decided
         assert mine[decided[-1]]["note"] == f"note on {decided[-1]}"
-        assert set(decided) <= set(read_csv(review / "labels.csv").id)
+        assert set(decided) <= set(read_csv(review / "labels.csv").id) and undone not in mine
+        assert undone not in set(read_csv(review / "labels.csv").id)
     finally:
         server.stop()
     shutil.rmtree(review)
