@@ -4,11 +4,13 @@ stated recall and confidence.
 
     python run_screening.py screen --records_file search.ris --labels_file labels.csv --output_dir review
     python run_screening.py simulate --data_file review.csv --output_dir sim --runs 10
+    python run_screening.py app --records_file search.ris --output_dir review
 
 `screen` reads the search and your labels file (id,judgement; you edit it, the tool never writes it), writes the
 next batch to read (next_batch.csv), the verdict of every stopping rule (summary.md, state.json) and goes on
 from there at every rerun. `simulate` replays a labelled review from 1 include + 1 exclude. All flags:
-`python run_screening.py screen --help`, `python run_screening.py simulate --help`.
+`python run_screening.py screen --help`, `python run_screening.py simulate --help`. `app` serves the same review in a
+browser on 127.0.0.1 (`python run_screening.py app --help`; needs `pip install .[app]`).
 """
 
 import logging
@@ -23,7 +25,7 @@ from screening.active.stopping import StoppingArguments
 from screening.data import parse_labels
 from screening.errors import ScreeningInputError, exit_on_input_error
 
-COMMANDS = ("screen", "simulate")
+COMMANDS = ("screen", "simulate", "app")
 
 
 def simulate(argv):
@@ -65,6 +67,17 @@ def screen(argv):
     print(f"Next batch ({kind}): {size} records in {review_args.output_dir}/next_batch.csv")
 
 
+def app(argv):
+    from screening.app.ui import AppArguments, launch
+
+    app_args, ranker_args, loop_args, stop_args = screening.cli.parse_args(
+        (AppArguments, RankerArguments, LoopArguments, StoppingArguments), argv
+    )
+    for args in (app_args, ranker_args, loop_args, stop_args):
+        args.check()
+    launch(app_args, ranker_args, loop_args, stop_args)
+
+
 def main():
     argv = sys.argv[1:]
     if not argv or argv[0] not in COMMANDS:
@@ -73,7 +86,7 @@ def main():
             return
         raise ScreeningInputError(f"the first argument must be one of: {', '.join(COMMANDS)} (see --help)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s - %(name)s - %(message)s")
-    (simulate if argv[0] == "simulate" else screen)(argv[1:])
+    {"screen": screen, "simulate": simulate, "app": app}[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

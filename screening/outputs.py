@@ -329,3 +329,80 @@ def plot_recall_curve(out, streams, records, stops=None, title=""):
     with atomic_path(Path(out) / RECALL_CURVE) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
+
+
+# The browser app's files in the same screening folder (screening.webapp; screening.active.decisions)
+
+SEARCH = "search.csv"  # the records under review (the upload less the duplicates dropped): run_review's records
+DUPLICATES = "duplicates.csv"  # id, duplicate_of, kind, similarity and the record's columns: never shown
+LABELS = "labels.csv"  # id, judgement: the resolved decisions, the labels file run_review reads
+RESOLUTIONS = "resolutions.json"  # id -> {label, by, time}: conflicts settled and prior knowledge
+REVIEWERS = "reviewers"  # <name>.json per reviewer: its decisions and highlight terms; written by that reviewer
+EXPORT = "export"  # search_decisions.csv / .ris: the search with its decision columns
+
+
+def reviewer_file(out, name):
+    """`reviewers/<name>.json`, the name's characters other than letters, digits, '.', '_', '-' as '_'."""
+    return Path(out) / REVIEWERS / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".json")
+
+
+def write_reviewer(out, name, payload):
+    write_json(reviewer_file(out, name), {**payload, "reviewer": name})
+
+
+def read_reviewers(out):
+    """{name: payload} of every reviewer file of the folder."""
+    folder = Path(out) / REVIEWERS
+    found = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        found[payload["reviewer"]] = payload
+    return found
+
+
+def write_resolutions(out, resolutions):
+    write_json(Path(out) / RESOLUTIONS, resolutions)
+
+
+def read_resolutions(out):
+    path = Path(out) / RESOLUTIONS
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write_labels(out, frame):
+    """labels.csv (id, judgement); no labels: no file (a labels file must hold a row; no file is no labels)."""
+    if len(frame):
+        write_csv(Path(out) / LABELS, frame[["id", "judgement"]])
+    else:
+        (Path(out) / LABELS).unlink(missing_ok=True)
+
+
+def write_search(out, frame):
+    write_csv(Path(out) / SEARCH, frame)
+
+
+def write_duplicates(out, frame):
+    write_csv(Path(out) / DUPLICATES, frame)
+
+
+def write_search_export(out, frame):
+    """export/search_decisions.csv (every column) and export/search_decisions.ris (title, abstract, authors, year,
+    journal, DOI, the id as ID and the decision columns as N1 notes); returns both paths."""
+    import rispy
+
+    folder = Path(out) / EXPORT
+    csv_path, ris_path = folder / "search_decisions.csv", folder / "search_decisions.ris"
+    write_csv(csv_path, frame)
+    decision_columns = [c for c in frame.columns if c.startswith("decision") or c in ("label", "duplicate_of")]
+    entries = []
+    for row in frame.to_dict("records"):
+        entry = {"type_of_reference": "JOUR", "id": row["id"], "title": row["title"], "abstract": row["abstract"]}
+        for key, column in (("year", "year"), ("secondary_title", "journal"), ("doi", "doi")):
+            if row.get(column):
+                entry[key] = row[column]
+        if row.get("authors"):
+            entry["authors"] = [a.strip() for a in row["authors"].split(";") if a.strip()]
+        entry["notes"] = [f"{c}: {row[c]}" for c in decision_columns if row.get(c) not in (None, "")]
+        entries.append(entry)
+    write_text(ris_path, rispy.dumps(entries))
+    return csv_path, ris_path

@@ -1,0 +1,1 @@
+"""The browser app over a review folder (`run_screening.py app`): `folder` holds its logic, `ui` its Gradio page."""
