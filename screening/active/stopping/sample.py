@@ -111,7 +111,7 @@ class AuditRule(StoppingRule):
         if audit is None or audit.get("status") in (None, "pending"):
             why = "no audit drawn (screen --audit)" if audit is None else "audit sample not read in full yet"
             return Decision(False, detail={"status": why if audit is None else "pending"})
-        detail = {k: v for k, v in audit.items() if k != "ids"}
+        detail = {**{k: v for k, v in audit.items() if k != "ids"}, "sample": len(audit.get("ids", []))}
         bound = audit["recall_bound"]
         found = audit["found"] + audit["sample_includes"]
         estimate = found / (found + audit["expected_missed"]) if found else None
