@@ -27,6 +27,7 @@ class ReadingState:
     unread_scores: np.ndarray | None = None
     read_scores: np.ndarray | None = None
     audit: dict | None = None
+    cache: dict = field(default_factory=dict, repr=False)  # what several rules compute alike (probabilities, fits)
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -75,7 +76,7 @@ class StoppingRule:
     assumption: ClassVar[str] = ""
     needs_scores: ClassVar[bool] = False
     in_review: ClassVar[bool] = True  # False: the rule needs what a review does not have (a sample drawn first)
-    stride: ClassVar[int] = 10  # label-only rules: tested every `stride` records in simulation, then refined
+    stride: ClassVar[int] = 100  # label-only rules: tested every `stride` records in simulation, then refined
 
     def __init__(self, target_recall=0.95, confidence=0.95):
         self.target_recall = target_recall
@@ -115,14 +116,16 @@ class StoppingRule:
 
 
 def first_true(test, last, stride):
-    """The first n in 1..last with test(n), tested every `stride` and at `last`, then one by one since the previous
-    test: exact unless the test turned true and false again between two tests (then a later point is returned)."""
+    """The first n in 1..last with test(n): tested every `stride` records (and at `last`), then, in the window since
+    the previous test, every stride / 10, then one by one. Exact unless the test turned true and false again
+    between two tests (then a later point is returned)."""
     previous = 0
     for point in sorted(set(range(stride, last + 1, stride)) | {last}):
         if test(point):
-            for earlier in range(previous + 1, point):
-                if test(earlier):
-                    return earlier
+            if point - previous > 1:
+                finer = first_true(lambda n: test(previous + n), point - previous - 1, max(stride // 10, 1))
+                if finer is not None:
+                    return previous + finer
             return point
         previous = point
     return None

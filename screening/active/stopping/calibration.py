@@ -1,12 +1,19 @@
 """Probabilities of inclusion from a ranker's scores, for the rules that read them."""
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from scipy.special import expit
 
 
 def probabilities(state):
     """(read, unread) probabilities of inclusion at the last retrain: the scores themselves where the ranker gives
-    probabilities (all in [0, 1]), else Platt scaling (a logistic regression of the labels read on their scores)."""
+    probabilities (all in [0, 1]), else Platt scaling (a logistic regression of the labels read on their scores).
+    Kept in the state's cache."""
+    if "probabilities" not in state.cache:
+        state.cache["probabilities"] = _probabilities(state)
+    return state.cache["probabilities"]
+
+
+def _probabilities(state):
     read, unread = np.asarray(state.read_scores, float), np.asarray(state.unread_scores, float)
     if read.size and min(read.min(), unread.min(initial=0.0)) >= 0 and max(read.max(), unread.max(initial=0.0)) <= 1:
         return read, unread
@@ -14,5 +21,24 @@ def probabilities(state):
     if labels.min() == labels.max():
         constant = float(labels.mean())
         return np.full(read.size, constant), np.full(unread.size, constant)
-    platt = LogisticRegression(C=1.0).fit(read[:, None], labels)
-    return platt.predict_proba(read[:, None])[:, 1], platt.predict_proba(unread[:, None])[:, 1] if unread.size else unread
+    a, b = platt(read, labels)
+    return expit(a * read + b), expit(a * unread + b)
+
+
+def platt(scores, labels, iterations=50, ridge=1e-3):
+    """Platt scaling's (a, b) of P(include) = expit(a x score + b), fitted by Newton's method with Platt's target
+    smoothing ((positives + 1) / (positives + 2) and 1 / (negatives + 2) in place of 1 and 0)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    positives, negatives = labels.sum(), labels.size - labels.sum()
+    target = np.where(labels == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    x = np.column_stack([scores, np.ones_like(scores)])
+    w = np.array([1.0, float(np.log((positives + 1) / (negatives + 1)))])
+    for _ in range(iterations):
+        p = expit(x @ w)
+        gradient = x.T @ (p - target) + ridge * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + ridge * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(w[0]), float(w[1])

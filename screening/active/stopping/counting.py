@@ -65,7 +65,10 @@ class CountingProcessRule(StoppingRule):
         self.min_read = min_read
 
     def remaining(self, state):
-        a, b = fit_rate(state.labels, self.rate)
+        key = ("rate", self.rate)
+        if key not in state.cache:
+            state.cache[key] = fit_rate(state.labels, self.rate)
+        a, b = state.cache[key]
         return rate_integral(a, b, state.read, state.records, self.rate), {"rate_a": a, "rate_b": b}
 
     def decide(self, state):
@@ -100,7 +103,9 @@ class CountingProcessClassifierRule(CountingProcessRule):
 
     def remaining(self, state):
         unread = probabilities(state)[1]
-        counts = np.concatenate([state.labels, np.sort(unread)[::-1]])
-        a, b = fit_rate(counts, self.rate)
+        key = ("rate_with_classifier", self.rate)
+        if key not in state.cache:
+            state.cache[key] = fit_rate(np.concatenate([state.labels, np.sort(unread)[::-1]]), self.rate)
+        a, b = state.cache[key]
         fitted = rate_integral(a, b, state.read, state.records, self.rate)
         return fitted, {"rate_a": a, "rate_b": b, "classifier_remaining": float(unread.sum())}

@@ -29,6 +29,7 @@ class SimulatedReading:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.order = np.asarray(self.order)
         self._points = np.asarray([point for point, _ in self.retrains], dtype=np.int64)
+        self._states = {}
 
     @property
     def records(self):
@@ -39,12 +40,18 @@ class SimulatedReading:
         return self._points.tolist()
 
     def state(self, n):
-        """What a rule sees after n records: the labels, and the scores of the last retrain at or before n."""
-        at = int(np.searchsorted(self._points, n, side="right")) - 1
-        if at < 0:
-            return ReadingState(self.labels[:n], self.records)
-        scores = self.retrains[at][1]
-        return ReadingState(self.labels[:n], self.records, scores[self.order[n:]], scores[self.order[:n]])
+        """What a rule sees after n records: the labels, and the scores of the last retrain at or before n (one
+        state per n, shared by the rules and targets, with what they compute alike)."""
+        if n not in self._states:
+            at = int(np.searchsorted(self._points, n, side="right")) - 1
+            if at < 0 or self.retrains[at][1] is None:
+                self._states[n] = ReadingState(self.labels[:n], self.records)
+            else:
+                scores = self.retrains[at][1]
+                self._states[n] = ReadingState(
+                    self.labels[:n], self.records, scores[self.order[n:]], scores[self.order[:n]]
+                )
+        return self._states[n]
 
     def stop_point(self, n, decision):
         return StopPoint(n, n, int(self.labels[:n].sum()), decision)

@@ -5,6 +5,7 @@ as read."""
 import math
 
 import numpy as np
+from scipy.special import gammaln
 from scipy.stats import binom, hypergeom
 
 from .base import Decision, StoppingRule, StopPoint, register
@@ -18,8 +19,10 @@ def audit_sample_size(unread, found, target_recall=0.95, confidence=0.95):
     hidden = math.floor(found / target_recall + 1e-9) - found + 1
     if hidden > unread:
         return 0
-    s = np.arange(0, unread + 1)
-    ok = np.flatnonzero(hypergeom.pmf(0, unread, hidden, s) < 1 - confidence)
+    s = np.arange(0, unread - hidden + 1)
+    # pmf(0) = C(unread - hidden, s) / C(unread, s), in logs (0 for s > unread - hidden, never needed: it is < 1 - c)
+    log_pmf = gammaln(unread - hidden + 1) - gammaln(unread - hidden - s + 1) - gammaln(unread + 1) + gammaln(unread - s + 1)
+    ok = np.flatnonzero(np.exp(log_pmf) < 1 - confidence)
     return int(ok[0]) if ok.size else unread + 1
 
 
