@@ -7,25 +7,29 @@ from scipy.stats import poisson
 from .base import Decision, StoppingRule, register
 from .calibration import probabilities
 
-# the rate's decay per record, b, searched over b x N in [1e-3, 1e4] (and b = 0: a constant rate)
+# the rate's decay per record, b, searched over b x n in [1e-3, 1e4] (and b = 0: a constant rate)
 _DECAYS = np.concatenate([[0.0], np.logspace(-3, 4, 57)])
 
 
-def fit_rate(counts, rate="hyperbolic"):
+def fit_rate(counts, rate="best"):
     """Maximum-likelihood fit of a falling rate to `counts` (includes, or expected includes, per position 1..n):
-    hyperbolic a / (1 + b x) or exponential a exp(-b x). For each b on a grid the best a is closed-form
-    (sum of counts / sum of the shape); the b of the highest Poisson log-likelihood wins. Returns (a, b)."""
+    hyperbolic a / (1 + b x) or exponential a exp(-b x); 'best': the one of the two with the higher likelihood
+    (both have two parameters). For each b on a grid the best a is closed-form (sum of counts / sum of the
+    shape); the b of the highest Poisson log-likelihood wins. Returns (a, b, rate, log-likelihood)."""
+    if rate == "best":
+        return max((fit_rate(counts, r) for r in ("hyperbolic", "exponential")), key=lambda fit: fit[3])
     counts = np.asarray(counts, dtype=np.float64)
     n = counts.size
     x = np.arange(1, n + 1, dtype=np.float64)
-    b = _DECAYS[:, None] / n
-    shape = 1 / (1 + b * x) if rate == "hyperbolic" else np.exp(-b * x)
+    decays = _DECAYS if rate == "hyperbolic" else _DECAYS[_DECAYS <= 50]  # exp(-50) ~ 2e-22: gone; no overflow
+    b = decays[:, None] / n
+    log_shape = -np.log1p(b * x) if rate == "hyperbolic" else -b * x
+    shape = np.exp(log_shape)
     total = counts.sum()
     a = total / shape.sum(axis=1)
-    with np.errstate(divide="ignore"):
-        loglik = total * np.log(a) + (np.log(shape) * counts).sum(axis=1) - total
+    loglik = total * np.log(a) + (log_shape * counts).sum(axis=1) - total
     best = int(np.argmax(loglik))
-    return float(a[best]), float(b[best, 0])
+    return float(a[best]), float(b[best, 0]), rate, float(loglik[best])
 
 
 def rate_integral(a, b, start, end, rate="hyperbolic"):
@@ -50,7 +54,8 @@ def poisson_decision(found, remaining, target_recall, confidence, detail):
 @register
 class CountingProcessRule(StoppingRule):
     """Stevenson & Bin-Hezam, "Stopping Methods for Technology Assisted Reviews based on Point Processes", ACM
-    TOIS 42(3), 2024: a rate (hyperbolic by default, or exponential) fitted to the includes found per position;
+    TOIS 42(3), 2024: a rate (hyperbolic or exponential; by default whichever fits better) fitted to the includes
+    found per position by Poisson maximum likelihood;
     the includes left = the rate's integral over the unread positions; stop when found / (found + its upper
     Poisson quantile at `confidence`) >= target. Not applied before `min_read` records (a rate fitted on a few
     records says little)."""
@@ -59,7 +64,7 @@ class CountingProcessRule(StoppingRule):
     guarantee = "estimate"
     assumption = "includes arrive as a Poisson process whose rate falls along the ranking as the fitted curve"
 
-    def __init__(self, target_recall=0.95, confidence=0.95, rate="hyperbolic", min_read=150):
+    def __init__(self, target_recall=0.95, confidence=0.95, rate="best", min_read=150):
         super().__init__(target_recall, confidence)
         self.rate = rate
         self.min_read = min_read
@@ -68,8 +73,8 @@ class CountingProcessRule(StoppingRule):
         key = ("rate", self.rate)
         if key not in state.cache:
             state.cache[key] = fit_rate(state.labels, self.rate)
-        a, b = state.cache[key]
-        return rate_integral(a, b, state.read, state.records, self.rate), {"rate_a": a, "rate_b": b}
+        a, b, rate, _ = state.cache[key]
+        return rate_integral(a, b, state.read, state.records, rate), {"rate": rate, "rate_a": a, "rate_b": b}
 
     def decide(self, state):
         if state.found == 0:
@@ -106,6 +111,6 @@ class CountingProcessClassifierRule(CountingProcessRule):
         key = ("rate_with_classifier", self.rate)
         if key not in state.cache:
             state.cache[key] = fit_rate(np.concatenate([state.labels, np.sort(unread)[::-1]]), self.rate)
-        a, b = state.cache[key]
-        fitted = rate_integral(a, b, state.read, state.records, self.rate)
-        return fitted, {"rate_a": a, "rate_b": b, "classifier_remaining": float(unread.sum())}
+        a, b, rate, _ = state.cache[key]
+        fitted = rate_integral(a, b, state.read, state.records, rate)
+        return fitted, {"rate": rate, "rate_a": a, "rate_b": b, "classifier_remaining": float(unread.sum())}
