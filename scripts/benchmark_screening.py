@@ -283,7 +283,9 @@ def stopping_tables(results, args, reviews, rankers):
                     f"| {o['read_share']:.3f} | {o['overshoot']:.3f} |"
                 )
             if table:
-                lines.append(f"| {ranker} | **recommended** | | | {evaluate.recommend({key: table}, float(key))} | | | | |")
+                lines.append(
+                    f"| {ranker} | **recommended** | | | {evaluate.recommend({key: table}, float(key))} | | | | |"
+                )
         lines.append("")
     names = list(RULES)
     lines += [
@@ -309,7 +311,11 @@ def stopping_tables(results, args, reviews, rankers):
                     if o
                     else "-"
                 )
-            lines.append(f"| {review} | {floor_read_share(f['includes'], f['records']):.3f} | {ranker} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {review} | {floor_read_share(f['includes'], f['records']):.3f} | {ranker} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return lines
 
 
@@ -330,7 +336,9 @@ def write_stopping_outputs(results, args, reviews):
             for figures in rules.values():
                 figures["measured_on"] = measured_on
         recommended = {t: evaluate.recommend(table, float(t)) or "hypergeometric" for t in table}
-        outputs.write_json(args.rule_reliability, {"measured_on": measured_on, "recommended": recommended, "rules": table})
+        outputs.write_json(
+            args.rule_reliability, {"measured_on": measured_on, "recommended": recommended, "rules": table}
+        )
 
 
 def markdown(results, args, reviews, rankers, info):

@@ -134,7 +134,7 @@ def test_fast_hypergeometric_cdf_matches_scipy():
 
 def test_first_true_is_exact_for_a_monotone_test():
     for first in (1, 7, 99, 100, 101, 555, 1000):
-        assert first_true(lambda n: n >= first, 1000, 100) == first
+        assert first_true(lambda n, first=first: n >= first, 1000, 100) == first
     assert first_true(lambda n: False, 1000, 100) is None
 
 

@@ -300,15 +300,20 @@ def recommendation_lines(verdict):
     target, confidence = verdict["target_recall"], verdict["confidence"]
     name = verdict["recommended"]
     rule = verdict["rules"][name]
-    estimate = "no recall estimate yet" if rule["recall_estimate"] is None else (
-        f"recall estimate {rule['recall_estimate']:.3f}"
-        + ("" if rule["interval"] is None else f" [{rule['interval'][0]:.3f}, {rule['interval'][1]:.3f}]")
+    estimate = (
+        "no recall estimate yet"
+        if rule["recall_estimate"] is None
+        else (
+            f"recall estimate {rule['recall_estimate']:.3f}"
+            + ("" if rule["interval"] is None else f" [{rule['interval'][0]:.3f}, {rule['interval'][1]:.3f}]")
+        )
     )
     kind = {"certified": "a guarantee", "estimate": "an estimate, not a guarantee", "none": "no guarantee"}
     measured = verdict.get("recommended_measured")
     reliability = (
         f"it reached the target in {measured['reliability']:.0%} of {measured['runs']} simulated runs "
-        f"({measured.get('measured_on', 'benchmark reviews')}), mean overshoot {measured['overshoot']:.3f} of the records"
+        f"({measured.get('measured_on', 'benchmark reviews')}), mean overshoot {measured['overshoot']:.3f} of "
+        "the records"
         if measured and measured.get("reliability") is not None
         else "its reliability on the benchmark reviews is not measured yet"
     )

@@ -123,7 +123,7 @@ def first_true(test, last, stride):
     for point in sorted(set(range(stride, last + 1, stride)) | {last}):
         if test(point):
             if point - previous > 1:
-                finer = first_true(lambda n: test(previous + n), point - previous - 1, max(stride // 10, 1))
+                finer = first_true(lambda n, start=previous: test(start + n), point - previous - 1, max(stride // 10, 1))
                 if finer is not None:
                     return previous + finer
             return point
@@ -148,7 +148,5 @@ def build_rules(stop_args, target_recall=None, names=None, review=False):
     target = stop_args.target_recall if target_recall is None else target_recall
     chosen = names or list(RULES)
     return {
-        name: RULES[name].from_arguments(stop_args, target)
-        for name in chosen
-        if not review or RULES[name].in_review
+        name: RULES[name].from_arguments(stop_args, target) for name in chosen if not review or RULES[name].in_review
     }

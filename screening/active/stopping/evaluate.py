@@ -125,10 +125,18 @@ def aggregate_outcomes(runs):
     }
 
 
-def recommend(aggregate, target, reliability=0.95):
-    """The rule with reliability >= `reliability` at `target` and the least mean overshoot (None if none)."""
+def recommend(aggregate, target, reliability=0.95, guarantees=("certified", "estimate")):
+    """The rule with reliability >= `reliability` at `target` and the least mean overshoot (None if none), among
+    the rules that state a recall (`guarantees`: a heuristic's fixed share or run length, tuned on these reviews,
+    says nothing about the recall of the next one)."""
+    from .base import RULES
+
     rules = aggregate.get(f"{target:g}", {})
-    fit = [(o["overshoot"], name) for name, o in rules.items() if o["reliability"] >= reliability]
+    fit = [
+        (o["overshoot"], name)
+        for name, o in rules.items()
+        if o["reliability"] >= reliability and (name not in RULES or RULES[name].guarantee in guarantees)
+    ]
     return min(fit)[1] if fit else None
 
 

@@ -106,4 +106,6 @@ class KneeRule(StoppingRule):
             return Decision(False, detail={"slope_ratio": None, "knee": position})
         rho = (gained / position) / ((found - gained + 1) / (state.read - position))
         needed = self.ratio + 150 - min(found, 150)
-        return Decision(bool(rho >= needed), detail={"slope_ratio": float(rho), "ratio_needed": needed, "knee": position})
+        return Decision(
+            bool(rho >= needed), detail={"slope_ratio": float(rho), "ratio_needed": needed, "knee": position}
+        )

@@ -25,8 +25,8 @@ def hypergeom_cdf(k, population, successes, draws):
     if k.size == 0:
         return np.zeros(k.shape)
     lowest = np.maximum(0.0, draws - (population - successes))  # the fewest includes a draw can hold
-    first = _log_comb(successes, lowest) + _log_comb(population - successes, draws - lowest) - _log_comb(
-        population, draws
+    first = (
+        _log_comb(successes, lowest) + _log_comb(population - successes, draws - lowest) - _log_comb(population, draws)
     )
     i = lowest[..., None] + np.arange(int((k - lowest).max(initial=0)) + 1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -21,7 +21,9 @@ def audit_sample_size(unread, found, target_recall=0.95, confidence=0.95):
         return 0
     s = np.arange(0, unread - hidden + 1)
     # pmf(0) = C(unread - hidden, s) / C(unread, s), in logs (0 for s > unread - hidden, never needed: it is < 1 - c)
-    log_pmf = gammaln(unread - hidden + 1) - gammaln(unread - hidden - s + 1) - gammaln(unread + 1) + gammaln(unread - s + 1)
+    log_pmf = (
+        gammaln(unread - hidden + 1) - gammaln(unread - hidden - s + 1) - gammaln(unread + 1) + gammaln(unread - s + 1)
+    )
     ok = np.flatnonzero(np.exp(log_pmf) < 1 - confidence)
     return int(ok[0]) if ok.size else unread + 1
 
