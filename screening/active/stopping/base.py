@@ -123,7 +123,8 @@ def first_true(test, last, stride):
     for point in sorted(set(range(stride, last + 1, stride)) | {last}):
         if test(point):
             if point - previous > 1:
-                finer = first_true(lambda n, start=previous: test(start + n), point - previous - 1, max(stride // 10, 1))
+                window = point - previous - 1
+                finer = first_true(lambda n, start=previous: test(start + n), window, max(stride // 10, 1))
                 if finer is not None:
                     return previous + finer
             return point
