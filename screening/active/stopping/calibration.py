@@ -5,9 +5,9 @@ from scipy.special import expit
 
 
 def probabilities(state):
-    """(read, unread) probabilities of inclusion at the last retrain: the scores themselves where the ranker gives
-    probabilities (all in [0, 1]), else Platt scaling (a logistic regression of the labels read on their scores).
-    Kept in the state's cache."""
+    """(read, unread) probabilities of inclusion at the last retrain: the scores Platt-scaled on the records read
+    (a logistic regression of their labels on their scores; the rankers give margins or uncalibrated probabilities,
+    and a linear SVM's margins can lie in [0, 1] too). Kept in the state's cache."""
     if "probabilities" not in state.cache:
         state.cache["probabilities"] = _probabilities(state)
     return state.cache["probabilities"]
@@ -15,8 +15,6 @@ def probabilities(state):
 
 def _probabilities(state):
     read, unread = np.asarray(state.read_scores, float), np.asarray(state.unread_scores, float)
-    if read.size and min(read.min(), unread.min(initial=0.0)) >= 0 and max(read.max(), unread.max(initial=0.0)) <= 1:
-        return read, unread
     labels = state.labels
     if labels.min() == labels.max():
         constant = float(labels.mean())
