@@ -5,12 +5,14 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from scipy.stats import binom, hypergeom
 
 from screening.active import stopping
 from screening.active.loop import batch_size
 from screening.active.stopping import evaluate
 from screening.active.stopping.base import first_true
+from screening.active.stopping.calibration import platt
 from screening.active.stopping.hypergeometric import hypergeom_cdf
 from screening.active.stopping.sample import qbcb_cutoff, smallest_sample_includes
 
@@ -153,11 +155,21 @@ def test_qbcb_counts_its_sample_as_read():
 
 def test_quant_estimate_by_hand():
     labels = np.r_[np.ones(8, int), np.zeros(12, int)]
-    state = stopping.ReadingState(labels, 40, unread_scores=np.full(20, 0.1), read_scores=np.r_[np.full(8, 0.9),
-                                  np.full(12, 0.1)])  # fmt: skip
+    read_scores, unread_scores = np.r_[np.full(8, 0.9), np.full(12, 0.1)], np.full(20, 0.1)
+    state = stopping.ReadingState(labels, 40, unread_scores=unread_scores, read_scores=read_scores)
     decision = stopping.build_rules(ARGS, 0.5, ["quant"])["quant"].decide(state)
-    known, left = 8 * 0.9 + 12 * 0.1, 20 * 0.1
-    assert decision.recall_estimate == pytest.approx(known / (known + left)) and decision.stop
+    a, b = platt(read_scores, labels)  # scores are Platt-scaled on the records read
+    known, left = expit(a * read_scores + b).sum(), expit(a * unread_scores + b).sum()
+    assert left == pytest.approx(20 * expit(a * 0.1 + b))
+    assert decision.recall_estimate == pytest.approx(known / (known + left))
+
+
+def test_platt_scaling_fits_the_labels_read():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=4000)
+    labels = (rng.random(4000) < expit(2 * scores - 1)).astype(int)
+    a, b = platt(scores, labels)
+    assert a == pytest.approx(2, abs=0.2) and b == pytest.approx(-1, abs=0.15)
 
 
 def test_outcome_and_aggregate_figures():
