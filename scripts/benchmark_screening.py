@@ -330,6 +330,8 @@ def write_stopping_outputs(results, args, reviews):
         default = [run_rules(r) for (review, ranker), rs in results.items() if ranker == DEFAULT and review in reviews
                    for r in rs]  # fmt: skip
         table = evaluate.aggregate_outcomes([r for r in default if r])
+        if not table:
+            return
         seeds = len({r["seed"] for (review, ranker), rs in results.items() if ranker == DEFAULT for r in rs})
         measured_on = f"{len(reviews)} reviews x {seeds} seeds, ranker {DEFAULT}, commit {commit()}"
         for rules in table.values():
