@@ -19,7 +19,7 @@ import sys
 import screening.cli
 from screening.active.loop import LoopArguments
 from screening.active.rankers import RankerArguments
-from screening.active.review import ReviewArguments, run_review
+from screening.active.review import ReviewArguments, recommendation_lines, run_review
 from screening.active.simulate import SimulationArguments, run_simulation
 from screening.active.stopping import StoppingArguments
 from screening.data import parse_labels
@@ -63,7 +63,9 @@ def screen(argv):
     )
     print(f"Missed includes: at most {front['expected_missed_high']:.0f} at confidence {verdict['confidence']:g}")
     for rule, v in verdict["rules"].items():
-        print(f"  {rule:22s} {'STOP' if v['stop'] else 'go on'}")
+        print(f"  {rule:28s} {'STOP' if v['stop'] else 'go on':6s} {v['guarantee']}")
+    for line in recommendation_lines(verdict):
+        print(line)
     print(f"Next batch ({kind}): {size} records in {review_args.output_dir}/next_batch.csv")
 
 

@@ -406,3 +406,25 @@ def write_search_export(out, frame):
         entries.append(entry)
     write_text(ris_path, rispy.dumps(entries))
     return csv_path, ris_path
+
+
+def plot_reliability_overshoot(path, table):
+    """Reliability (share of runs reaching the target) against mean overshoot ((n_stop - n_target)/N), one panel
+    per target, one point per rule (`table`: stopping.evaluate.aggregate_outcomes' {target: {rule: figures}})."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(table), figsize=(4.2 * len(table), 4.0), squeeze=False, sharey=True)
+    for ax, (target, rules) in zip(axes[0], table.items()):
+        for n, (name, figures) in enumerate(rules.items()):
+            ax.scatter(figures["overshoot"], figures["reliability"], color=f"C{n % 10}", label=name)
+        ax.axhline(0.95, color="grey", linestyle=":")
+        ax.set(title=f"target {target}", xlabel="mean overshoot (n_stop - n_target) / N", ylim=(-0.02, 1.02))
+    axes[0][0].set_ylabel("reliability (share of runs reaching the target)")
+    axes[0][-1].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)

@@ -27,8 +27,8 @@ import numpy as np
 from screening import outputs
 from screening.active.loop import LoopArguments
 from screening.active.rankers import RankerArguments, build_ranker
-from screening.active.simulate import SimulationArguments, draw_priors, rule_outcomes, simulate_run, simulation_figures
-from screening.active.stopping import RULES, StoppingArguments, consecutive_excludes_stop, floor_read_share
+from screening.active.simulate import SimulationArguments, draw_priors, simulate_run, simulation_figures
+from screening.active.stopping import RULES, StoppingArguments, build_rules, evaluate, floor_read_share
 from screening.cli import ScriptArgumentParser
 from screening.data import parse_labels, read_table
 
@@ -67,6 +67,15 @@ def parse():
         help="ASReview reads at most this share of the records (--n-stop); enough for n95, WSS@95, "
         "recall@10%% and the consecutive-excludes rule; the rules that need the whole stream are "
         "reported for ASReview only where it found every include within the budget.",
+    )
+    parser.add_argument(
+        "--targets", default="0.8,0.9,0.95", help="Target recalls at which every stopping rule is measured."
+    )
+    parser.add_argument(
+        "--rule_reliability",
+        default=None,
+        help="Write each rule's measured figures and the recommended rule per target (the default ranker's runs) "
+        "to this JSON, which `screen` reads (screening/active/rule_reliability.json).",
     )
     parser.add_argument(
         "--report_only", action="store_true", help="Write the markdown from --results_dir; run nothing."
@@ -115,28 +124,37 @@ def asreview_stream(args, frame, labels, priors, seed, work):
     return order, wall, cpu_time
 
 
+def asreview_rules(labels, order, seed, stop_args, targets):
+    """The rules that read labels only, on ASReview's stream: all of them where it found every include (the unread
+    records after it, all excludes); else consecutive_excludes alone, judged where it stops within the stream read
+    (at its end when it does not)."""
+    includes = int(labels.sum())
+    read = np.zeros(labels.size, dtype=bool)
+    read[order] = True
+    rest = np.random.default_rng(seed).permutation(np.flatnonzero(~read))
+    reading = evaluate.SimulatedReading(labels[np.concatenate([order, rest])], np.concatenate([order, rest]))
+    if int(labels[order].sum()) == includes:
+        return evaluate.rule_outcomes(reading, stop_args, targets, seed, with_scores=False)
+    outcomes = {}
+    for target in targets:
+        rule = build_rules(stop_args, target, ["consecutive_excludes"])["consecutive_excludes"]
+        point = rule.first_stop(reading, seed)
+        if point is None or point.position > order.size:
+            point = reading.stop_point(order.size, rule.decide(reading.state(order.size)))
+        outcomes[f"{target:g}"] = {rule.name: evaluate.outcome(point, reading, target, rule.guarantee)}
+    return outcomes
+
+
 def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
+    """One run's figures and, per target recall, every stopping rule's outcome (stopping.evaluate.outcome)."""
     stop_args = StoppingArguments()
+    targets = tuple(float(t) for t in args.targets.split(","))
     if ranker_name == "asreview":
         priors = draw_priors(labels, 1, 1, np.random.default_rng(seed)).tolist()
         order, wall, cpu_time = asreview_stream(args, frame, labels, priors, seed, work)
-        includes = int(labels.sum())
-        complete = int(labels[order].sum()) == includes
-        stream = np.concatenate([labels[order], np.zeros(labels.size - order.size, dtype=np.int64)])
-        figures = simulation_figures(labels[order], labels.size, includes)
+        figures = simulation_figures(labels[order], labels.size, int(labels.sum()))
         figures.update(seed=seed, wall_time_s=wall, cpu_time_s=cpu_time, records_screened=int(order.size))
-        rules = rule_outcomes(stream, includes, labels.size, figures["n95"], stop_args, seed) if complete else {}
-        if not complete:  # the heuristic stops before the budget; only it can be judged on a cut stream
-            point = consecutive_excludes_stop(labels[order], stop_args.consecutive_excludes) or order.size
-            found = int(labels[order][:point].sum())
-            rules["consecutive_excludes"] = {
-                "stop": point,
-                "recall": found / includes,
-                "read_share": point / labels.size,
-                "reached_target": found / includes >= stop_args.target_recall,
-                "overshoot": (point - figures["n95"]) / labels.size,
-            }
-        return {"figures": figures, "rules": rules}
+        return {"figures": figures, "rules": asreview_rules(labels, order, seed, stop_args, targets)}
     ranker_args = RankerArguments(ranker=ranker_name, feature_cache_dir=args.feature_cache_dir)
     if ranker_name not in ranker_cache:
         start = time.perf_counter()
@@ -148,7 +166,7 @@ def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
         labels,
         ranker_args,
         LoopArguments(batch_size=args.batch_size),
-        SimulationArguments("d", "o"),
+        SimulationArguments("d", "o", targets=args.targets),
         stop_args,
         seed,
         ranker,
@@ -156,6 +174,12 @@ def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
     run["figures"]["build_time_s"] = build_time
     run["figures"]["cpu_time_s"] = time.process_time() - cpu
     return {"figures": run["figures"], "rules": run["rules"]}
+
+
+def run_rules(run):
+    """A run's outcomes per target; runs written before the targets were added hold one target, 0.95."""
+    rules = run["rules"]
+    return rules if not rules or any(k[:1].isdigit() for k in rules) else {"0.95": rules}
 
 
 def machine():
@@ -226,6 +250,99 @@ def against_asreview(results, reviews):
     return lines + [""]
 
 
+def stopping_tables(results, args, reviews, rankers):
+    """Per target: each rule's reliability, recall, share read and overshoot per ranker (pooled over reviews and
+    seeds), the recommended rule, and per review the share read at 0.95 beside the floor."""
+    lines = [
+        "## Stopping rules",
+        "",
+        "Per target recall, rule and ranker, pooled over reviews and seeds: reliability (share of runs whose recall at "
+        "the stop reached the target), mean and min recall at the stop, mean share of the records read (a sample "
+        "rule's random sample included), mean overshoot (n_stop - n_target)/N with n_target the first point where "
+        "recall reaches the target. Guarantee: certified (hypergeometric, audit, qbcb), estimate, none (assumptions: "
+        "screening/active/stopping/). Recommended: reliability >= 0.95 at the least overshoot. Rules that read the "
+        "ranker's scores are evaluated at the loop's retrain points; they are not run on ASReview's stream. "
+        f"Confidence 0.95. Plot: {Path(args.output).with_suffix('').name}_stopping.png.",
+        "",
+    ]
+    for target in args.targets.split(","):
+        key = f"{float(target):g}"
+        lines += [
+            f"### Target {key}",
+            "",
+            "| ranker | rule | guarantee | runs | reliability | recall mean | recall min | share read | overshoot |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for ranker in rankers:
+            runs = [run_rules(r) for review in reviews for r in results.get((review, ranker), [])]
+            table = evaluate.aggregate_outcomes([r for r in runs if r]).get(key, {})
+            for rule, o in table.items():
+                lines.append(
+                    f"| {ranker} | {rule} | {RULES[rule].guarantee if rule in RULES else '-'} | {o['runs']} "
+                    f"| {o['reliability']:.3f} | {o['recall_mean']:.3f} | {o['recall_min']:.3f} "
+                    f"| {o['read_share']:.3f} | {o['overshoot']:.3f} |"
+                )
+            if table:
+                lines.append(
+                    f"| {ranker} | **recommended** | | | {evaluate.recommend({key: table}, float(key))} | | | | |"
+                )
+        lines.append("")
+    names = list(RULES)
+    lines += [
+        "Per review at target 0.95 (share read at the stop, mean over seeds; in brackets the reliability and the "
+        "runs), beside the floor: the least share any random-sample certificate reads at 0.95/0.95 (all R includes "
+        "first, then an audit of the rest ruling out floor(R/0.95) - R + 1 hidden includes).",
+        "",
+        "| review | floor | ranker | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for review in reviews:
+        for ranker in rankers:
+            runs = [run_rules(r).get("0.95", {}) for r in results.get((review, ranker), []) if r["rules"]]
+            if not runs:
+                continue
+            f = results[(review, ranker)][0]["figures"]
+            cells = []
+            for rule in names:
+                o = [r[rule] for r in runs if rule in r]
+                cells.append(
+                    f"{np.mean([x['read_share'] for x in o]):.3f} "
+                    f"({np.mean([x['reached_target'] for x in o]):.2f}, {len(o)})"
+                    if o
+                    else "-"
+                )
+            lines.append(
+                f"| {review} | {floor_read_share(f['includes'], f['records']):.3f} | {ranker} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return lines
+
+
+def write_stopping_outputs(results, args, reviews):
+    """The reliability-against-overshoot plot per target (every ranker's runs pooled) and, when asked, the
+    default ranker's figures as the JSON `screen` reads."""
+    runs = [run_rules(r) for (review, _), rs in results.items() if review in reviews for r in rs]
+    table = evaluate.aggregate_outcomes([r for r in runs if r])
+    if table:
+        outputs.plot_reliability_overshoot(Path(args.output).with_name(Path(args.output).stem + "_stopping.png"), table)
+    if args.rule_reliability:
+        default = [run_rules(r) for (review, ranker), rs in results.items() if ranker == DEFAULT and review in reviews
+                   for r in rs]  # fmt: skip
+        table = evaluate.aggregate_outcomes([r for r in default if r])
+        if not table:
+            return
+        seeds = len({r["seed"] for (review, ranker), rs in results.items() if ranker == DEFAULT for r in rs})
+        measured_on = f"{len(reviews)} reviews x {seeds} seeds, ranker {DEFAULT}, commit {commit()}"
+        for rules in table.values():
+            for figures in rules.values():
+                figures["measured_on"] = measured_on
+        recommended = {t: evaluate.recommend(table, float(t)) or "hypergeometric" for t in table}
+        outputs.write_json(
+            args.rule_reliability, {"measured_on": measured_on, "recommended": recommended, "rules": table}
+        )
+
+
 def markdown(results, args, reviews, rankers, info):
     lines = [
         "# Prioritised screening: simulation on the six shared reviews",
@@ -268,54 +385,7 @@ def markdown(results, args, reviews, rankers, info):
     ]
     if any(results.get((review, DEFAULT)) and results.get((review, "asreview")) for review in reviews):
         lines += against_asreview(results, reviews)  # the default against ASReview: all seeds and fresh seeds
-    lines += [
-        "## Stopping rules at target recall 0.95, confidence 0.95",
-        "",
-        "Per rule and ranker, pooled over reviews and seeds: mean share of the records read at the stop, mean and "
-        "min recall at the stop, share of runs that reached 0.95, mean reading past the ideal point ((n_stop - "
-        "n95)/N). hypergeometric and audit are certified (their assumptions: screening/active/stopping.py); "
-        "consecutive_excludes (50 in a row) and read_share (50%) are the heuristics, shown for their shortfalls.",
-        "",
-        "| ranker | rule | runs | share read | recall mean | recall min | reached 0.95 | past ideal |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for ranker in rankers:
-        runs = [r for review in reviews for r in results.get((review, ranker), [])]
-        for rule in RULES:
-            o = [r["rules"][rule] for r in runs if rule in r["rules"]]
-            if o:
-                lines.append(
-                    f"| {ranker} | {rule} | {len(o)} | {np.mean([x['read_share'] for x in o]):.3f} "
-                    f"| {np.mean([x['recall'] for x in o]):.3f} | {np.min([x['recall'] for x in o]):.3f} "
-                    f"| {np.mean([x['reached_target'] for x in o]):.3f} | {np.mean([x['overshoot'] for x in o]):.3f} |"
-                )
-    lines += [
-        "",
-        "Per review (share read at the stop, mean over seeds; in brackets the share that reached 0.95 and "
-        "the runs), beside the floor: "
-        "the least share any random-sample certificate reads at 0.95/0.95 (all R includes first, then an audit "
-        "of the rest ruling out floor(R/0.95) - R + 1 hidden includes).",
-        "",
-        "| review | floor | ranker | " + " | ".join(RULES) + " |",
-        "|---|---|---|" + "---|" * len(RULES),
-    ]
-    for review in reviews:
-        for ranker in rankers:
-            runs = [r for r in results.get((review, ranker), []) if r["rules"]]
-            if not runs:
-                continue
-            f = runs[0]["figures"]
-            floor = floor_read_share(f["includes"], f["records"])
-            cells = []
-            for rule in RULES:
-                o = [r["rules"][rule] for r in runs if rule in r["rules"]]
-                cells.append(
-                    f"{np.mean([x['read_share'] for x in o]):.3f} "
-                    f"({np.mean([x['reached_target'] for x in o]):.2f}, {len(o)})"
-                    if o
-                    else "-"
-                )
-            lines.append(f"| {review} | {floor:.3f} | {ranker} | " + " | ".join(cells) + " |")
+    lines += stopping_tables(results, args, reviews, rankers)
     missing = [
         f"{review}/{ranker}: {len(results.get((review, ranker), []))} of {args.seeds}"
         for review in reviews
@@ -345,6 +415,7 @@ def main():
                 results.setdefault((review, ranker), []).append(run)
     if args.report_only:
         outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
+        write_stopping_outputs(results, args, reviews)
         return
     data = {review: load(args.data_dir, review) for review in reviews}
     ranker_cache = {review: {} for review in reviews}
@@ -368,6 +439,7 @@ def main():
                         flush=True,
                     )
     outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
+    write_stopping_outputs(results, args, reviews)
 
 
 if __name__ == "__main__":

@@ -177,3 +177,46 @@ def test_cli_help_and_simulate(demo, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "wss95=" in result.stdout and (tmp_path / "sim" / "summary.md").is_file()
     assert_one_line_error(run("run_screening.py", ["rank"], tmp_path), "first argument must be one of: screen")
+
+
+def test_screen_and_simulate_share_the_loop(demo, tmp_path):
+    """Driven step by step with a labels file filled from the known judgements, `screen` reads the same batches as
+    `simulate` from the same priors, and every rule gives the same verdict at every retrain."""
+    from screening.active.simulate import SimulationArguments, simulate_run
+    from screening.active.stopping import build_rules
+
+    frame = demo.assign(id=[f"rec{i}" for i in range(len(demo))])
+    frame.to_csv(tmp_path / "records.csv", index=False)
+    records = load_records(tmp_path / "records.csv")
+    labels = frame.judgement.astype(int).to_numpy()
+    truth = dict(zip(frame.id, frame.judgement))
+    priors = [frame.id[labels == 1].iloc[0], frame.id[labels == 0].iloc[0]]
+    ranker, loop, stop = RankerArguments(ranker="tfidf_lr"), LoopArguments(batch_size="2"), StoppingArguments()
+    sim = simulate_run(records, labels, ranker, loop, SimulationArguments("d", "o", prior_ids=",".join(priors)),
+                       stop, 0)  # fmt: skip
+    reading = sim["reading"]
+    rules = build_rules(stop, review=True)
+    pd.DataFrame({"id": priors, "judgement": [truth[i] for i in priors]}).to_csv(tmp_path / "labels.csv", index=False)
+    args = ReviewArguments(str(tmp_path / "records.csv"), str(tmp_path / "labels.csv"), str(tmp_path / "review"))
+    compared = 0
+    while True:
+        verdict, kind, size = run_review(args, ranker, loop, stop)
+        n = verdict["records_read"]
+        if n >= sim["order"].size:
+            break
+        assert kind == "ranked"
+        state = reading.state(n)  # the simulated loop retrained here on the same labels
+        for name, rule in rules.items():
+            decision = rule.decide(state)
+            assert verdict["rules"][name]["stop"] == decision.stop, (name, n)
+            assert verdict["rules"][name]["recall_estimate"] == pytest.approx(decision.recall_estimate), (name, n)
+        compared += 1
+        batch = pd.read_csv(tmp_path / "review" / "next_batch.csv", dtype=str)
+        old = pd.read_csv(tmp_path / "labels.csv", dtype=str)
+        rows = pd.DataFrame({"id": batch.id, "judgement": batch.id.map(truth)})
+        pd.concat([old, rows]).to_csv(tmp_path / "labels.csv", index=False)
+    stream = json.loads((tmp_path / "review" / "state.json").read_text())["stream"]
+    assert stream == records.id.to_numpy()[sim["order"]].tolist()  # the same batches in the same order
+    assert compared == len([p for p, _ in reading.retrains if p < sim["order"].size]) > 3
+    assert verdict["recommended"] in verdict["rules"]
+    assert {"recall_estimate", "interval", "assumption", "guarantee"} <= set(verdict["rules"]["quant"])

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse.linalg
 
+from screening.active import stopping
 from screening.active.loop import LoopArguments, batch_size, choose_batch
 from screening.active.rankers import RankerArguments, balanced_weights, build_ranker
 from screening.active.simulate import SimulationArguments, run_simulation, simulate_run, simulation_figures
@@ -73,8 +74,10 @@ def test_run_simulation_writes_its_files(review, tmp_path):
     assert list(order.columns) == ["seed", "step", "id", "label", "score", "round"]
     assert sorted(order.seed.unique()) == [0, 1] and order.groupby("seed").label.sum().tolist() == [8, 8]
     saved = json.loads((tmp_path / "simulation_results.json").read_text())
-    assert saved["aggregate"]["runs"] == 2 and set(saved["aggregate"]["rules"]) == {
-        "hypergeometric", "audit", "consecutive_excludes", "read_share"}  # fmt: skip
+    assert saved["aggregate"]["runs"] == 2 and set(saved["aggregate"]["rules"]) == {"0.8", "0.9", "0.95"}
+    assert set(saved["aggregate"]["rules"]["0.95"]) == set(stopping.RULES) >= {"hypergeometric", "audit",
+        "consecutive_excludes", "read_share", "knee", "quant", "counting_process"}  # fmt: skip
+    assert saved["aggregate"]["rules"]["0.9"]["hypergeometric"]["runs"] == 2
     assert saved["aggregate"]["n95"]["mean"] == np.mean([r["figures"]["n95"] for r in results["runs"]])
     assert (tmp_path / "recall_curve.png").stat().st_size > 1000 and "| hypergeometric |" in (
         tmp_path / "summary.md").read_text()  # fmt: skip

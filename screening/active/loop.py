@@ -60,3 +60,63 @@ def choose_batch(scores, unread, size, random_share=0.0, rng=None):
     drawn = rng.choice(rest, size=random_part, replace=False) if random_part else rest[:0]
     batch = np.concatenate([top, drawn])
     return batch[np.lexsort((batch, -scores[batch]))]
+
+
+def batch_rng(seed, round_index):
+    """The random generator of batch `round_index` (the random share, a random first batch): the same for the same
+    seed and round in `screen` and `simulate`."""
+    return np.random.default_rng([seed, round_index, 7919])
+
+
+def retrain(ranker, rows, labels):
+    """The ranker's scores of every record after fitting on the labelled `rows`; None until both an include and an
+    exclude are labelled."""
+    labels = np.asarray(labels)
+    if labels.size == 0 or labels.min() == labels.max():
+        return None
+    return ranker.fit_score(np.asarray(rows), labels)
+
+
+def next_batch(scores, unread, round_index, loop_args, seed):
+    """Batch number `round_index`: the top `batch_size` unread records by `scores` (with the random share), or a
+    random batch while there are no scores. Returns (rows, kind) with kind 'ranked' or 'random'."""
+    size = batch_size(loop_args.batch_size, round_index)
+    rng = batch_rng(seed, round_index)
+    if scores is None:
+        return rng.permutation(unread)[:size], "random"
+    return choose_batch(scores, unread, size, loop_args.random_share, rng), "ranked"
+
+
+@dataclass
+class LoopRecord:
+    """A simulated loop: rows in reading order, the score each had when chosen (nan for priors), the round that
+    chose it (0 for priors), and each retrain as (records read then, scores of every record)."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    rounds: np.ndarray
+    retrains: list
+
+
+def simulate_loop(ranker, labels, priors, loop_args, seed, budget=None):
+    """The screening loop on known `labels`: the priors, then retrain -> next_batch -> read, until every include
+    is found, the records run out or `budget` records are read (the same steps `screen` takes once per call)."""
+    order, chosen, rounds, retrains = list(priors), [np.nan] * len(priors), [0] * len(priors), []
+    read = np.zeros(labels.size, dtype=bool)
+    read[priors] = True
+    total, found = int(labels.sum()), int(labels[priors].sum())
+    limit = min(budget or labels.size, labels.size)
+    round_index = 0
+    while found < total and len(order) < limit:
+        rows = np.asarray(order)
+        scores = retrain(ranker, rows, labels[rows])
+        retrains.append((len(order), scores))
+        batch, _ = next_batch(scores, np.flatnonzero(~read), round_index, loop_args, seed)
+        batch = batch[: limit - len(order)]
+        round_index += 1
+        read[batch] = True
+        order += batch.tolist()
+        chosen += (scores[batch] if scores is not None else np.full(batch.size, np.nan)).tolist()
+        rounds += [round_index] * batch.size
+        found += int(labels[batch].sum())
+    return LoopRecord(np.asarray(order), np.asarray(chosen), np.asarray(rounds), retrains)

@@ -16,7 +16,7 @@ from .. import outputs
 from ..data import _rows, check_columns, read_table, stable_ids
 from ..errors import ScreeningInputError
 from . import stopping
-from .loop import batch_size, choose_batch
+from .loop import batch_rng, next_batch, retrain
 from .rankers import TEXT_COLUMNS, build_ranker
 
 BLANK = ("", "nan")
@@ -139,77 +139,59 @@ def audit_status(state, labels, records_count, stop_args):
     return {"status": status, "sample_includes": int(hits), **certificate, **audit}
 
 
-def verdicts(stream_labels, records_count, stop_args, audit):
-    """Where the review stands: includes found, records read, each stopping rule's verdict, and the frontier."""
+def verdicts(stream_labels, records_count, stop_args, audit, scores=None, stream_rows=None):
+    """Where the review stands: includes found, records read, each stopping rule's verdict (stop, recall_estimate,
+    interval, assumption, guarantee and its statistics), the frontier and the recommended rule. `scores`: the
+    ranker's scores of every record at this step's retrain (None before one), `stream_rows` the rows read."""
     stream_labels = np.asarray(stream_labels, dtype=np.int64)
     target, confidence = stop_args.target_recall, stop_args.confidence
     read, found = int(stream_labels.size), int(stream_labels.sum())
-    run = 0
-    for label in stream_labels[::-1]:
-        if label:
-            break
-        run += 1
-    p = stopping.hypergeometric_p(stream_labels, records_count, target)
-    front = stopping.frontier(stream_labels, records_count, target, confidence)
-    rules = {
-        "hypergeometric": {"stop": bool(p < 1 - confidence), "p_value": p},
-        "consecutive_excludes": {
-            "stop": run >= stop_args.consecutive_excludes,
-            "excludes_in_a_row": run,
-            "guarantee": "none",
-        },
-        "read_share": {
-            "stop": read >= stop_args.read_share * records_count,
-            "read_share": read / records_count,
-            "guarantee": "none",
-        },
-    }
-    if audit is not None:
-        rules["audit"] = {"stop": audit["status"] == "certified", **{k: v for k, v in audit.items() if k != "ids"}}
+    state = stopping.ReadingState(stream_labels, records_count, audit=audit)
+    if scores is not None:
+        unread = np.ones(records_count, dtype=bool)
+        unread[stream_rows] = False
+        state.unread_scores, state.read_scores = scores[unread], scores[np.asarray(stream_rows)]
+    rules = {name: rule.entry(state) for name, rule in stopping.build_rules(stop_args, review=True).items()}
+    recommended, measured = stopping.evaluate.recommended_rule(target)
+    if recommended not in rules:
+        recommended, measured = "hypergeometric", None
     return {
         "records": records_count,
         "records_read": read,
         "includes_found": found,
         "target_recall": target,
         "confidence": confidence,
-        "frontier": front,
+        "frontier": stopping.frontier(stream_labels, records_count, target, confidence),
         "floor_read_share": stopping.floor_read_share(found, records_count, target, confidence) if found else None,
         "rules": rules,
+        "recommended": recommended,
+        "recommended_measured": measured,
     }
 
 
-def propose(records, state, labels, ranker_args, loop_args, stop_args, audit_requested, audit):
-    """The next batch: the pending audit's unlabelled ids; a new audit sample when asked; else the ranker's top
-    unread records (a random batch until one include and one exclude are labelled). Returns (rows, scores, kind)."""
+def propose(records, state, labels, scores, loop_args, stop_args, audit_requested, audit):
+    """The next batch: the pending audit's unlabelled ids; a new audit sample when asked; else the loop's next batch
+    (`loop.next_batch`: the top unread records by `scores`, random while there are none). Returns (rows, kind)."""
     ids = records["id"].to_numpy()
     row_of = {i: n for n, i in enumerate(ids)}
     read = np.zeros(len(ids), dtype=bool)
     read[[row_of[i] for i in state["stream"]]] = True
     unread = np.flatnonzero(~read)
-    rng = np.random.default_rng(state["seed"] + 7919 * (len(state["batches"]) + 1))
-    nan = np.full(len(ids), np.nan)
     if unread.size == 0:
-        return unread, nan, "none"
+        return unread, "none"
     if audit is not None and audit["status"] == "pending":
-        rows = np.asarray([row_of[i] for i in audit["ids"] if i not in labels])
-        return rows, nan, "audit"
+        return np.asarray([row_of[i] for i in audit["ids"] if i not in labels]), "audit"
     if audit_requested:
         level = 1 - (1 - stop_args.confidence) / 2 ** (len(state["audits"]) + 1)
         found = int(sum(labels[i] for i in state["stream"]))
         size = stopping.audit_sample_size(unread.size, found, stop_args.target_recall, level)
+        rng = batch_rng(state["seed"], len(state["batches"]))
         rows = rng.permutation(unread)[: min(size, unread.size)]
         state["audits"].append(
             {"ids": ids[rows].tolist(), "unread": int(unread.size), "found": found, "confidence": level}
         )
-        return rows, nan, "audit"
-    size = batch_size(loop_args.batch_size, len(state["batches"]))
-    stream_labels = np.asarray([labels[i] for i in state["stream"]])
-    if stream_labels.size == 0 or stream_labels.min() == stream_labels.max():
-        return rng.permutation(unread)[:size], nan, "random"
-    ranker = build_ranker(records, ranker_args, state["seed"])
-    rows = np.asarray([row_of[i] for i in state["stream"]])
-    scores = ranker.fit_score(rows, stream_labels)
-    return choose_batch(scores, unread, size, loop_args.random_share, rng), scores, "ranked"
+        return rows, "audit"
+    return next_batch(scores, unread, len(state["batches"]), loop_args, state["seed"])
 
 
 def load_state(path, records):
@@ -261,12 +243,23 @@ def review_summary(verdict, batch_kind, batch_rows, records_file):
         f"{front['target_confidence']:.3f}. Missed includes: at most {front['expected_missed_high']:.0f} at "
         f"confidence {verdict['confidence']:g} (estimate from the last 10% read: {front['expected_missed']:.1f}).",
         "",
-        "| rule | verdict | detail |",
-        "|---|---|---|",
+        "## Recommended rule and the certified one",
+        "",
+        *[f"- {line}" for line in recommendation_lines(verdict)],
+        "",
+        "## Every rule",
+        "",
+        "| rule | verdict | guarantee | recall estimate | interval | assumes | detail |",
+        "|---|---|---|---|---|---|---|",
     ]
+    shown = ("stop", "guarantee", "recall_estimate", "interval", "assumption")
     for rule, v in verdict["rules"].items():
-        detail = ", ".join(f"{k}={_short(x)}" for k, x in v.items() if k != "stop")
-        lines.append(f"| {rule} | {'STOP' if v['stop'] else 'go on'} | {detail} |")
+        detail = ", ".join(f"{k}={_short(x)}" for k, x in v.items() if k not in shown)
+        interval = "-" if v["interval"] is None else f"[{v['interval'][0]:.3f}, {v['interval'][1]:.3f}]"
+        lines.append(
+            f"| {rule} | {'STOP' if v['stop'] else 'go on'} | {v['guarantee']} | {_short(v['recall_estimate'])} "
+            f"| {interval} | {v['assumption']} | {detail} |"
+        )
     certified = [r for r in ("audit", "hypergeometric") if verdict["rules"].get(r, {}).get("stop")]
     lines += ["", "## Stop certificate", ""]
     if certified:
@@ -296,14 +289,61 @@ def review_summary(verdict, batch_kind, batch_rows, records_file):
 
 
 def _short(value):
+    if value is None:
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def recommendation_lines(verdict):
+    """Two lines for the review team: the recommended rule (its verdict, recall estimate and measured reliability)
+    and the certified hypergeometric rule (a guarantee: its bound, and how many more excludes let it stop)."""
+    target, confidence = verdict["target_recall"], verdict["confidence"]
+    name = verdict["recommended"]
+    rule = verdict["rules"][name]
+    estimate = (
+        "no recall estimate yet"
+        if rule["recall_estimate"] is None
+        else (
+            f"recall estimate {rule['recall_estimate']:.3f}"
+            + ("" if rule["interval"] is None else f" [{rule['interval'][0]:.3f}, {rule['interval'][1]:.3f}]")
+        )
+    )
+    kind = {"certified": "a guarantee", "estimate": "an estimate, not a guarantee", "none": "no guarantee"}
+    measured = verdict.get("recommended_measured")
+    reliability = (
+        f"it reached the target in {measured['reliability']:.0%} of {measured['runs']} simulated runs "
+        f"({measured.get('measured_on', 'benchmark reviews')}), mean overshoot {measured['overshoot']:.3f} of "
+        "the records"
+        if measured and measured.get("reliability") is not None
+        else "its reliability on the benchmark reviews is not measured yet"
+    )
+    first = (
+        f"Recommended ({name}, {kind[rule['guarantee']]}): {'STOP' if rule['stop'] else 'go on'}; {estimate}; "
+        f"{reliability}. Assumes {rule['assumption']}."
+    )
+    certified = verdict["rules"]["hypergeometric"]
+    more = certified.get("excludes_to_stop")
+    if certified["stop"]:
+        when = "it says stop now"
+    elif more is None:
+        when = (
+            f"{target:g} at {confidence:.0%} confidence cannot be certified before every record is read with the "
+            f"{verdict['includes_found']} includes found so far"
+        )
+    else:
+        when = f"{more} more records read without an include would let it stop"
+    second = (
+        f"Certified (hypergeometric, a guarantee): recall >= {verdict['frontier']['recall_bound']:.3f} at confidence "
+        f"{confidence:g}; {when}. Assumes {certified['assumption']}."
+    )
+    return [first, second]
 
 
 def _audit_sentence(audit):
     if not audit or audit.get("status") != "certified":
         return ""
     return (
-        f" Audit of {len(audit['ids'])} random unread records with {audit['sample_includes']} includes: "
+        f" Audit of {audit['sample']} random unread records with {audit['sample_includes']} includes: "
         f"recall >= {audit['recall_bound']:.3f}, at most {audit['expected_missed_high']:.0f} includes missed."
     )
 
@@ -327,9 +367,15 @@ def run_review(review_args, ranker_args, loop_args, stop_args):
     extend_stream(state, labels, review_args.labels_file)
     audit = audit_status(state, labels, len(records), stop_args)
     stream_labels = [labels[i] for i in state["stream"]]
-    verdict = verdicts(stream_labels, len(records), stop_args, audit)
+    row_of = {i: n for n, i in enumerate(records["id"])}
+    stream_rows = np.asarray([row_of[i] for i in state["stream"]], dtype=np.int64)
+    scores = None
+    if 0 < sum(stream_labels) < len(stream_labels):  # an include and an exclude: the ranker can be fitted
+        scores = retrain(build_ranker(records, ranker_args, state["seed"]), stream_rows, stream_labels)
+    verdict = verdicts(stream_labels, len(records), stop_args, audit, scores, stream_rows)
     audit_requested = review_args.audit and (audit is None or audit["status"] == "failed")
-    rows, scores, kind = propose(records, state, labels, ranker_args, loop_args, stop_args, audit_requested, audit)
+    rows, kind = propose(records, state, labels, scores, loop_args, stop_args, audit_requested, audit)
+    scores = np.full(len(records), np.nan) if scores is None or kind == "audit" else scores
     if kind != "none" and not (kind == "audit" and audit is not None and audit["status"] == "pending"):
         state["batches"].append(
             {"round": len(state["batches"]) + 1, "kind": kind, "ids": records["id"].to_numpy()[rows].tolist()}

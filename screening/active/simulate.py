@@ -11,7 +11,7 @@ import numpy as np
 from .. import outputs
 from ..errors import ScreeningInputError
 from . import stopping
-from .loop import batch_size, choose_batch
+from .loop import batch_size, simulate_loop
 from .rankers import build_ranker
 
 
@@ -32,8 +32,9 @@ class SimulationArguments:
     )
     budget: int | None = field(default=None, metadata={"help": "Stop after this many records (default: all)."})
     runs: int = field(default=1, metadata={"help": "Repeats with seeds seed, seed+1, ...; mean and sd reported."})
-    hypergeometric_stride: int = field(
-        default=25, metadata={"help": "Test the hypergeometric rule every this many records, then refine."}
+    targets: str = field(
+        default="0.8,0.9,0.95",
+        metadata={"help": "Target recalls at which every stopping rule is measured (with --target_recall)."},
     )
 
     def check(self):
@@ -43,6 +44,12 @@ class SimulationArguments:
             raise ScreeningInputError(f"--runs must be at least 1; got {self.runs}")
         if self.prior_ids and self.runs > 1:
             raise ScreeningInputError("--prior_ids fixes the priors: use --runs 1")
+        try:
+            values = [float(t) for t in self.targets.split(",") if t.strip()]
+        except ValueError:
+            values = [0.0]
+        if not all(0 < t < 1 for t in values):
+            raise ScreeningInputError(f"--targets must be comma-separated recalls in (0, 1); got {self.targets!r}")
         return self
 
 
@@ -55,29 +62,25 @@ def draw_priors(labels, includes, excludes, rng):
     return np.concatenate([rng.choice(positives, includes, replace=False), rng.choice(negatives, excludes, False)])
 
 
-def screen_simulated(ranker, labels, priors, loop_args, seed, budget=None):
-    """One simulated screening: the priors, then batches from `ranker` until every include is found, the
-    records run out or `budget` records are read. Returns the rows in reading order, the score each had when
-    chosen (nan for priors) and the model round that chose it (0 for priors)."""
-    rng = np.random.default_rng(seed + 1_000_003)
-    order, scores, rounds = list(priors), [np.nan] * len(priors), [0] * len(priors)
+def complete_reading(labels, loop, loop_args):
+    """The `SimulatedReading` of a loop that found every include: its order, then the unread rows ranked by the last
+    scores (all excludes); its retrains, then retrain points going on with the batch schedule with the last scores
+    kept (the loop stops retraining once every include is found)."""
+    order = loop.order
     read = np.zeros(labels.size, dtype=bool)
-    read[priors] = True
-    total, found = int(labels.sum()), int(labels[priors].sum())
-    limit = min(budget or labels.size, labels.size)
-    round_index = 0
-    while found < total and len(order) < limit:
-        rows = np.asarray(order)
-        all_scores = ranker.fit_score(rows, labels[rows])
-        size = min(batch_size(loop_args.batch_size, round_index), limit - len(order))
-        batch = choose_batch(all_scores, np.flatnonzero(~read), size, loop_args.random_share, rng)
+    read[order] = True
+    rest = np.flatnonzero(~read)
+    last = loop.retrains[-1][1] if loop.retrains else None
+    if last is not None:
+        rest = rest[np.lexsort((rest, -last[rest]))]
+    full = np.concatenate([order, rest]).astype(np.int64)
+    retrains = list(loop.retrains)
+    point, round_index = order.size, len(loop.retrains)
+    while last is not None and point < labels.size:
+        retrains.append((point, last))
+        point += batch_size(loop_args.batch_size, round_index)
         round_index += 1
-        read[batch] = True
-        order += batch.tolist()
-        scores += all_scores[batch].tolist()
-        rounds += [round_index] * batch.size
-        found += int(labels[batch].sum())
-    return np.asarray(order), np.asarray(scores), np.asarray(rounds)
+    return stopping.evaluate.SimulatedReading(labels[full], full, retrains)
 
 
 def simulation_figures(found_labels, records, includes=None):
@@ -102,47 +105,6 @@ def simulation_figures(found_labels, records, includes=None):
     }
 
 
-def rule_outcomes(stream, includes, records, n95, stop_args, seed, stride=25):
-    """Each stopping rule on the screened stream (labels in reading order, padded with the unread records'
-    labels: all excludes once every include is found): where it stops, the recall reached, whether it reached
-    the target, the reading past the ideal point (n95) and, at the stop, its certificate."""
-    stream = np.asarray(stream, dtype=np.int64)
-    target, confidence = stop_args.target_recall, stop_args.confidence
-    points = {
-        "hypergeometric": stopping.hypergeometric_stop(stream, records, target, confidence, stride),
-        "consecutive_excludes": stopping.consecutive_excludes_stop(stream, stop_args.consecutive_excludes),
-        "read_share": math.ceil(stop_args.read_share * records),
-    }
-    outcomes = {}
-    for rule, point in points.items():
-        point = records if point is None else point
-        found = int(stream[:point].sum())
-        outcomes[rule] = {
-            "stop": point,
-            "found": found,
-            **stopping.frontier(stream[:point], records, target, confidence),
-        }
-    audit = stopping.audit_stop(stream, target, confidence, stop_args.audit_after, seed)
-    if audit is None:
-        outcomes["audit"] = {
-            "stop": records,
-            "found": includes,
-            "recall_bound": 1.0,
-            "expected_missed": 0.0,
-            "expected_missed_low": 0.0,
-            "expected_missed_high": 0.0,
-        }
-    else:
-        read, found, certificate = audit
-        outcomes["audit"] = {"stop": read, "found": found, **certificate}
-    for outcome in outcomes.values():
-        outcome["recall"] = outcome["found"] / includes
-        outcome["read_share"] = outcome["stop"] / records
-        outcome["reached_target"] = bool(outcome["recall"] >= target)
-        outcome["overshoot"] = (outcome["stop"] - n95) / records
-    return outcomes
-
-
 def simulate_run(frame, labels, ranker_args, loop_args, sim_args, stop_args, seed, ranker=None):
     """One run with `seed`: its screening order (rows, scores, rounds), figures and stopping-rule outcomes.
     `ranker`: a ranker built before (its features are reused across runs)."""
@@ -158,27 +120,41 @@ def simulate_run(frame, labels, ranker_args, loop_args, sim_args, stop_args, see
     else:
         priors = draw_priors(labels, sim_args.prior_includes, sim_args.prior_excludes, rng)
     ranker = ranker or build_ranker(frame, ranker_args, seed)
-    order, scores, rounds = screen_simulated(ranker, labels, priors, loop_args, seed, sim_args.budget)
+    loop = simulate_loop(ranker, labels, priors, loop_args, seed, sim_args.budget)
     wall = time.perf_counter() - start
     records, includes = labels.size, int(labels.sum())
-    complete = int(labels[order].sum()) == includes
-    stream = np.concatenate([labels[order], np.zeros(records - order.size, dtype=np.int64)]) if complete else None
-    figures = simulation_figures(stream, records) if complete else {"records": records, "includes": includes}
-    figures.update(seed=seed, wall_time_s=wall, retrains=int(rounds.max()), records_screened=int(order.size))
+    complete = int(labels[loop.order].sum()) == includes
+    reading = complete_reading(labels, loop, loop_args) if complete else None
+    figures = simulation_figures(reading.labels, records) if complete else {"records": records, "includes": includes}
+    figures.update(seed=seed, wall_time_s=wall, retrains=int(loop.rounds.max()), records_screened=int(loop.order.size))
     outcomes = {}
     if complete:
-        outcomes = rule_outcomes(
-            stream, includes, records, figures["n95"], stop_args, seed, sim_args.hypergeometric_stride
-        )
-    return {"order": order, "scores": scores, "rounds": rounds, "figures": figures, "rules": outcomes}
+        start = time.perf_counter()
+        outcomes = stopping.evaluate.rule_outcomes(reading, stop_args, targets(sim_args, stop_args), seed)
+        figures["rules_time_s"] = time.perf_counter() - start
+    return {
+        "order": loop.order,
+        "scores": loop.scores,
+        "rounds": loop.rounds,
+        "figures": figures,
+        "rules": outcomes,
+        "reading": reading,
+    }
+
+
+def targets(sim_args, stop_args):
+    """The target recalls the rules are measured at: --targets and --target_recall."""
+    values = {float(t) for t in sim_args.targets.split(",") if t.strip()} | {stop_args.target_recall}
+    return tuple(sorted(values))
 
 
 FIGURES = ("n95", "wss95", "recall_at_10", "atd", "wall_time_s", "retrains")
 
 
 def aggregate(runs, stop_args):
-    """Mean and sd (ddof 1; 0 for one run) of each figure over runs, and per stopping rule: mean share read, mean
-    and min recall at stop, share of runs reaching the target, mean overshoot past the ideal point."""
+    """Mean and sd (ddof 1; 0 for one run) of each figure over runs, and per target and stopping rule
+    (`stopping.evaluate.aggregate_outcomes`): reliability, mean and min recall at the stop, mean share read, mean
+    overshoot past the oracle's stop; the rule recommended at each target (reliability >= 0.95, least overshoot)."""
 
     def stats(values):
         values = np.asarray(values, dtype=np.float64)
@@ -188,24 +164,14 @@ def aggregate(runs, stop_args):
     out = {name: stats([r["figures"][name] for r in complete]) for name in FIGURES if complete}
     out["runs"] = len(runs)
     out["complete_runs"] = len(complete)
-    out["rules"] = {}
-    for rule in stopping.RULES:
-        outcomes = [r["rules"][rule] for r in complete]
-        if not outcomes:
-            continue
-        out["rules"][rule] = {
-            "read_share": float(np.mean([o["read_share"] for o in outcomes])),
-            "recall_mean": float(np.mean([o["recall"] for o in outcomes])),
-            "recall_min": float(np.min([o["recall"] for o in outcomes])),
-            "reached_target": float(np.mean([o["reached_target"] for o in outcomes])),
-            "overshoot": float(np.mean([o["overshoot"] for o in outcomes])),
-            "recall_bound": float(np.mean([o["recall_bound"] for o in outcomes])),
-        }
+    out["rules"] = stopping.evaluate.aggregate_outcomes([r["rules"] for r in complete])
+    out["recommended"] = {target: stopping.evaluate.recommend(out["rules"], float(target)) for target in out["rules"]}
     if complete:
         first = complete[0]["figures"]
-        out["floor_read_share"] = stopping.floor_read_share(
-            first["includes"], first["records"], stop_args.target_recall, stop_args.confidence
-        )
+        out["floor_read_share"] = {
+            target: stopping.floor_read_share(first["includes"], first["records"], float(target), stop_args.confidence)
+            for target in out["rules"]
+        }
     return out
 
 
@@ -215,19 +181,21 @@ def simulation_summary(results, title, command):
     if agg["complete_runs"]:
         lines += ["| figure | mean | sd |", "|---|---|---|"]
         lines += [f"| {name} | {agg[name]['mean']:.4g} | {agg[name]['sd']:.3g} |" for name in FIGURES]
-        lines += [
-            "",
-            f"Stopping rules at target {results['target_recall']:g}, confidence {results['confidence']:g} "
-            f"(floor of any random-sample certificate: {agg['floor_read_share']:.3f} of the records read):",
-            "",
-            "| rule | share read | recall mean | recall min | reached target | past ideal | recall bound |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {rule} | {o['read_share']:.3f} | {o['recall_mean']:.3f} | {o['recall_min']:.3f} "
-            f"| {o['reached_target']:.2f} | {o['overshoot']:.3f} | {o['recall_bound']:.3f} |"
-            for rule, o in agg["rules"].items()
-        ]
+        for target, rules in agg["rules"].items():
+            lines += [
+                "",
+                f"Stopping rules at target {target}, confidence {results['confidence']:g} (floor of any random-sample "
+                f"certificate: {agg['floor_read_share'][target]:.3f} of the records read; recommended: "
+                f"{agg['recommended'][target] or 'none reached the target in 95% of runs'}):",
+                "",
+                "| rule | guarantee | reliability | recall mean | recall min | share read | overshoot |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {rule} | {stopping.RULES[rule].guarantee} | {o['reliability']:.2f} | {o['recall_mean']:.3f} "
+                f"| {o['recall_min']:.3f} | {o['read_share']:.3f} | {o['overshoot']:.3f} |"
+                for rule, o in rules.items()
+            ]
     lines += ["", "![recall curve](recall_curve.png)", "", "Command:", "", "```", command, "```", ""]
     return "\n".join(lines)
 
@@ -261,6 +229,7 @@ def run_simulation(frame, labels, ranker_args, loop_args, sim_args, stop_args, c
         "batch_size": loop_args.batch_size,
         "target_recall": stop_args.target_recall,
         "confidence": stop_args.confidence,
+        "targets": list(targets(sim_args, stop_args)),
         "runs": [{"figures": r["figures"], "rules": r["rules"]} for r in runs],
         "aggregate": aggregate(runs, stop_args),
         "command": command,
@@ -268,7 +237,8 @@ def run_simulation(frame, labels, ranker_args, loop_args, sim_args, stop_args, c
     out = sim_args.output_dir
     outputs.write_screening_order(out, pd.concat(orders, ignore_index=True))
     first = runs[0]
-    stops = {rule: o["stop"] for rule, o in first["rules"].items()}
+    at_target = first["rules"].get(f"{stop_args.target_recall:g}", {})
+    stops = {rule: o["stop"] for rule, o in at_target.items() if o["stopped"]}
     outputs.plot_recall_curve(
         out,
         [labels[r["order"]] for r in runs],

@@ -1,0 +1,116 @@
+"""Counting-process rules: the includes found per position are a Poisson process whose rate falls along the
+ranking; the includes left are the integral of the fitted rate over the unread positions."""
+
+import numpy as np
+from scipy.stats import poisson
+
+from .base import Decision, StoppingRule, register
+from .calibration import probabilities
+
+# the rate's decay per record, b, searched over b x n in [1e-3, 1e4] (and b = 0: a constant rate)
+_DECAYS = np.concatenate([[0.0], np.logspace(-3, 4, 57)])
+
+
+def fit_rate(counts, rate="best"):
+    """Maximum-likelihood fit of a falling rate to `counts` (includes, or expected includes, per position 1..n):
+    hyperbolic a / (1 + b x) or exponential a exp(-b x); 'best': the one of the two with the higher likelihood
+    (both have two parameters). For each b on a grid the best a is closed-form (sum of counts / sum of the
+    shape); the b of the highest Poisson log-likelihood wins. Returns (a, b, rate, log-likelihood)."""
+    if rate == "best":
+        return max((fit_rate(counts, r) for r in ("hyperbolic", "exponential")), key=lambda fit: fit[3])
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.size
+    x = np.arange(1, n + 1, dtype=np.float64)
+    decays = _DECAYS if rate == "hyperbolic" else _DECAYS[_DECAYS <= 50]  # exp(-50) ~ 2e-22: gone; no overflow
+    b = decays[:, None] / n
+    log_shape = -np.log1p(b * x) if rate == "hyperbolic" else -b * x
+    shape = np.exp(log_shape)
+    total = counts.sum()
+    a = total / shape.sum(axis=1)
+    loglik = total * np.log(a) + (log_shape * counts).sum(axis=1) - total
+    best = int(np.argmax(loglik))
+    return float(a[best]), float(b[best, 0]), rate, float(loglik[best])
+
+
+def rate_integral(a, b, start, end, rate="hyperbolic"):
+    """The expected includes at positions start+1 .. end under the fitted rate (its integral from start to end)."""
+    if b == 0:
+        return a * (end - start)
+    if rate == "hyperbolic":
+        return a / b * np.log((1 + b * end) / (1 + b * start))
+    return a / b * (np.exp(-b * start) - np.exp(-b * end))
+
+
+def poisson_decision(found, remaining, target_recall, confidence, detail):
+    """Stop when found / (found + the upper `confidence` quantile of Poisson(remaining)) >= target; the recall
+    estimate is found / (found + remaining), the interval from the two Poisson quantiles."""
+    high = float(poisson.ppf(confidence, remaining))
+    low = float(poisson.ppf(1 - confidence, remaining))
+    interval = (found / (found + high), found / (found + low) if found + low else 1.0)
+    detail = {**detail, "remaining_expected": float(remaining), "remaining_at_most": high}
+    return Decision(found / (found + high) >= target_recall, found / (found + remaining), interval, detail)
+
+
+@register
+class CountingProcessRule(StoppingRule):
+    """Stevenson & Bin-Hezam, "Stopping Methods for Technology Assisted Reviews based on Point Processes", ACM
+    TOIS 42(3), 2024: a rate (hyperbolic or exponential; by default whichever fits better) fitted to the includes
+    found per position by Poisson maximum likelihood;
+    the includes left = the rate's integral over the unread positions; stop when found / (found + its upper
+    Poisson quantile at `confidence`) >= target. Not applied before `min_read` records (a rate fitted on a few
+    records says little)."""
+
+    name = "counting_process"
+    guarantee = "estimate"
+    assumption = "includes arrive as a Poisson process whose rate falls along the ranking as the fitted curve"
+
+    def __init__(self, target_recall=0.95, confidence=0.95, rate="best", min_read=150):
+        super().__init__(target_recall, confidence)
+        self.rate = rate
+        self.min_read = min_read
+
+    def remaining(self, state):
+        key = ("rate", self.rate)
+        if key not in state.cache:
+            state.cache[key] = fit_rate(state.labels, self.rate)
+        a, b, rate, _ = state.cache[key]
+        return rate_integral(a, b, state.read, state.records, rate), {"rate": rate, "rate_a": a, "rate_b": b}
+
+    def decide(self, state):
+        if state.found == 0:
+            return Decision(False, detail={"status": "no include found yet"})
+        remaining, detail = self.remaining(state)
+        decision = poisson_decision(state.found, remaining, self.target_recall, self.confidence, detail)
+        if state.read < min(self.min_read, state.records):
+            decision.stop = False
+        return decision
+
+
+@register
+class CountingProcessClassifierRule(CountingProcessRule):
+    """Bin-Hezam & Stevenson, "Combining Counting Processes and Classification Improves a Stopping Rule for
+    Technology Assisted Review", Findings of EMNLP 2023: the classifier's calibrated probabilities of the unread
+    records (in score order) extend the labels read, and the counting process's rate is fitted over both, so the
+    includes the classifier still expects shape the rate over the unread positions. Our reading of the paper;
+    the probabilities are the ranker's scores calibrated on the read records (calibration.probabilities)."""
+
+    name = "counting_process_classifier"
+    needs_scores = True
+    assumption = (
+        "includes arrive as a Poisson process whose rate, fitted to the labels read and the classifier's "
+        "calibrated probabilities of the unread records, falls along the ranking"
+    )
+
+    def decide(self, state):
+        if state.unread_scores is None or state.found == 0:
+            return Decision(False, detail={"status": "no ranker scores yet"})
+        return super().decide(state)
+
+    def remaining(self, state):
+        unread = probabilities(state)[1]
+        key = ("rate_with_classifier", self.rate)
+        if key not in state.cache:
+            state.cache[key] = fit_rate(np.concatenate([state.labels, np.sort(unread)[::-1]]), self.rate)
+        a, b, rate, _ = state.cache[key]
+        fitted = rate_integral(a, b, state.read, state.records, rate)
+        return fitted, {"rate": rate, "rate_a": a, "rate_b": b, "classifier_remaining": float(unread.sum())}

@@ -1,0 +1,198 @@
+"""Every stopping rule on reading orders whose answer is known by hand (all includes first; includes spread
+uniformly; 2 includes in 600 records), the registry, and the evaluation figures."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from scipy.stats import binom, hypergeom
+
+from screening.active import stopping
+from screening.active.loop import batch_size
+from screening.active.stopping import evaluate
+from screening.active.stopping.base import first_true
+from screening.active.stopping.calibration import platt
+from screening.active.stopping.hypergeometric import hypergeom_cdf
+from screening.active.stopping.sample import qbcb_cutoff, smallest_sample_includes
+
+ARGS = stopping.StoppingArguments()
+
+
+def reading(labels, perfect_scores=True, seed=0):
+    """A SimulatedReading of `labels` in reading order, retrained on the grow schedule with scores that know the
+    labels (1 for includes, 0 for excludes, a little noise) or carry none (uniform noise)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    order = np.arange(labels.size)
+    noise = np.random.default_rng(seed).uniform(0, 1e-4, labels.size)
+    scores = labels * 0.98 + noise if perfect_scores else np.random.default_rng(seed).uniform(0, 1, labels.size)
+    retrains, point, r = [], 2, 0
+    while point < labels.size:
+        retrains.append((point, scores))
+        point += batch_size("grow", r)
+        r += 1
+    return evaluate.SimulatedReading(labels, order, retrains)
+
+
+ALL_FIRST = np.r_[np.ones(100, int), np.zeros(1900, int)]
+UNIFORM = (np.arange(2000) % 20 == 7).astype(int)  # 100 includes, one every 20 records
+FEW = np.zeros(600, int)
+FEW[[3, 250]] = 1  # 2 includes in 600 records
+
+
+def test_registry_holds_every_published_rule_with_its_guarantee():
+    assert list(stopping.RULES)[:3] == ["hypergeometric", "audit", "qbcb"]
+    assert set(stopping.RULES) == {"hypergeometric", "audit", "qbcb", "counting_process", "counting_process_classifier",
+                                   "quant", "quant_ci", "knee", "consecutive_excludes", "read_share"}  # fmt: skip
+    certified = {n for n, r in stopping.RULES.items() if r.guarantee == "certified"}
+    assert certified == {"hypergeometric", "audit", "qbcb"}
+    rules = stopping.build_rules(ARGS, 0.9)
+    assert all(rule.target_recall == 0.9 and rule.assumption for rule in rules.values())
+    assert "qbcb" not in stopping.build_rules(ARGS, review=True)  # its sample must be drawn before ranked reading
+
+
+def test_a_new_rule_is_one_class():
+    @stopping.register
+    class EveryHundred(stopping.StoppingRule):
+        name = "every_hundred"
+        assumption = "nothing"
+
+        def decide(self, state):
+            return stopping.Decision(state.read >= 100)
+
+    try:
+        point = stopping.build_rules(ARGS, names=["every_hundred"])["every_hundred"].first_stop(reading(UNIFORM))
+        assert point.position == 100  # found exactly by the strided search
+    finally:
+        del stopping.RULES["every_hundred"]
+
+
+@pytest.mark.parametrize("name", ["hypergeometric", "counting_process", "counting_process_classifier", "quant",
+                                  "quant_ci", "knee", "consecutive_excludes"])  # fmt: skip
+def test_all_includes_first_then_a_long_tail_stops_with_recall_near_one(name):
+    rule = stopping.build_rules(ARGS, 0.95, [name])[name]
+    point = rule.first_stop(reading(ALL_FIRST))
+    assert point is not None and point.found >= 95 and point.position < 1000
+    if rule.guarantee != "none":
+        assert point.decision.recall_estimate >= 0.95
+
+
+@pytest.mark.parametrize("name", ["hypergeometric", "knee", "counting_process"])
+def test_includes_spread_uniformly_never_stop_early(name):
+    rule = stopping.build_rules(ARGS, 0.95, [name])[name]
+    point = rule.first_stop(reading(UNIFORM, perfect_scores=False))
+    assert point is None or point.found >= 0.95 * 100
+
+
+def test_knee_slope_ratio_by_hand():
+    rule = stopping.build_rules(ARGS, names=["knee"])["knee"]
+    # 100 includes first: knee at 100, ratio (100/100) / ((0 + 1)/(s - 100)) = s - 100; needed 6 + 150 - 100 = 56
+    assert not rule.decide(stopping.ReadingState(ALL_FIRST[:155], 2000)).stop
+    decision = rule.decide(stopping.ReadingState(ALL_FIRST[:156], 2000))
+    assert decision.stop and decision.detail["slope_ratio"] == pytest.approx(56)
+
+
+@pytest.mark.parametrize("name", list(stopping.RULES))
+def test_two_includes_in_600_records_give_an_answer(name):
+    rule = stopping.build_rules(ARGS, 0.95, [name])[name]
+    run = reading(FEW)
+    for n in (0, 2, 4, 100, 300, 599, 600):
+        decision = rule.decide(run.state(n))
+        assert isinstance(decision.stop, bool)
+        assert decision.recall_estimate is None or 0 <= decision.recall_estimate <= 1
+    point = rule.first_stop(run, seed=0)
+    outcome = evaluate.outcome(point, run, 0.95, rule.guarantee)
+    assert 0 < outcome["stop"] <= 600 and outcome["recall"] in (0.5, 1.0)
+
+
+def test_two_includes_hypergeometric_says_how_far_it_is():
+    state = stopping.ReadingState(FEW[:300], 600)
+    entry = stopping.build_rules(ARGS, names=["hypergeometric"])["hypergeometric"].entry(state)
+    k = entry["excludes_to_stop"]  # 2 found: one hidden include must be ruled out, nearly every record read
+    assert entry["stop"] is False and entry["guarantee"] == "certified" and 250 < k < 300
+    assert stopping.hypergeometric_p(np.r_[FEW[:300], np.zeros(k, int)], 600) < 0.05
+    assert stopping.hypergeometric_p(np.r_[FEW[:300], np.zeros(k - 1, int)], 600) >= 0.05
+    none_found = stopping.ReadingState(np.zeros(50, int), 600)
+    assert stopping.excludes_to_certify(none_found.labels, 600) is None
+
+
+def test_excludes_to_certify_is_the_first_k_that_stops():
+    labels = np.r_[np.ones(30, int), np.zeros(10, int), [1], np.zeros(20, int)]
+    k = stopping.excludes_to_certify(labels, 1500, 0.9, 0.95)
+    p = [stopping.hypergeometric_p(np.r_[labels, np.zeros(j, int)], 1500, 0.9) for j in (k - 1, k)]
+    assert p[0] >= 0.05 > p[1]
+    assert stopping.excludes_to_certify(np.r_[labels, np.zeros(k, int)], 1500, 0.9, 0.95) == 0
+
+
+def test_fast_hypergeometric_cdf_matches_scipy():
+    rng = np.random.default_rng(0)
+    population = rng.integers(50, 3000, 400)
+    successes = (population * rng.uniform(0, 0.5, 400)).astype(int)
+    draws = (population * rng.uniform(0, 1, 400)).astype(int)
+    k = rng.integers(0, 40, 400)
+    np.testing.assert_allclose(hypergeom_cdf(k, population, successes, draws),
+                               hypergeom.cdf(k, population, successes, draws), rtol=1e-9, atol=1e-12)  # fmt: skip
+
+
+def test_first_true_is_exact_for_a_monotone_test():
+    for first in (1, 7, 99, 100, 101, 555, 1000):
+        assert first_true(lambda n, first=first: n >= first, 1000, 100) == first
+    assert first_true(lambda n: False, 1000, 100) is None
+
+
+def test_qbcb_cutoff_by_hand():
+    assert smallest_sample_includes(0.95, 0.95) == 59  # 1 - 0.95**59 >= 0.95 > 1 - 0.95**58
+    assert qbcb_cutoff(59, 0.95, 0.95) == 59  # the target method: every sample include
+    j = qbcb_cutoff(150, 0.9, 0.95)
+    assert binom.cdf(j - 1, 150, 0.9) >= 0.95 > binom.cdf(j - 2, 150, 0.9)
+
+
+def test_qbcb_counts_its_sample_as_read():
+    rule = stopping.build_rules(ARGS, 0.8, ["qbcb"])["qbcb"]  # r = 14 sample includes at 0.8/0.95
+    point = rule.first_stop(reading(UNIFORM), seed=3)
+    assert point.read > point.position and point.found >= 80
+
+
+def test_quant_estimate_by_hand():
+    labels = np.r_[np.ones(8, int), np.zeros(12, int)]
+    read_scores, unread_scores = np.r_[np.full(8, 0.9), np.full(12, 0.1)], np.full(20, 0.1)
+    state = stopping.ReadingState(labels, 40, unread_scores=unread_scores, read_scores=read_scores)
+    decision = stopping.build_rules(ARGS, 0.5, ["quant"])["quant"].decide(state)
+    a, b = platt(read_scores, labels)  # scores are Platt-scaled on the records read
+    known, left = expit(a * read_scores + b).sum(), expit(a * unread_scores + b).sum()
+    assert left == pytest.approx(20 * expit(a * 0.1 + b))
+    assert decision.recall_estimate == pytest.approx(known / (known + left))
+
+
+def test_platt_scaling_fits_the_labels_read():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=4000)
+    labels = (rng.random(4000) < expit(2 * scores - 1)).astype(int)
+    a, b = platt(scores, labels)
+    assert a == pytest.approx(2, abs=0.2) and b == pytest.approx(-1, abs=0.15)
+
+
+def test_outcome_and_aggregate_figures():
+    run = reading(ALL_FIRST)
+    stop = stopping.StopPoint(300, 300, 100, stopping.Decision(True, 0.99, (0.9, 1.0)))
+    o = evaluate.outcome(stop, run, 0.9, "estimate")
+    assert o["overshoot"] == pytest.approx((300 - 90) / 2000)  # n_target: 90 = ceil(0.9 x 100) includes at record 90
+    assert o["read_share"] == 0.15 and o["interval"] == [0.9, 1.0]
+    never = evaluate.outcome(None, run, 0.9, "none")
+    assert never["stop"] == 2000 and not never["stopped"] and never["recall"] == 1.0
+    runs = [{"0.9": {"a": o, "b": never}}, {"0.9": {"a": {**o, "recall": 0.5, "reached_target": False}, "b": never}}]
+    table = evaluate.aggregate_outcomes(runs)
+    assert table["0.9"]["a"]["reliability"] == 0.5 and table["0.9"]["a"]["recall_min"] == 0.5
+    assert evaluate.recommend(table, 0.9) == "b"
+
+
+def test_rule_outcomes_at_three_targets_in_seconds():
+    rng = np.random.default_rng(1)
+    labels = (rng.random(4751) < np.linspace(0.1, 0.0, 4751)).astype(int)  # a ranking that beats random
+    run = reading(labels, perfect_scores=False)
+    outcomes = evaluate.rule_outcomes(run, ARGS, seed=0)
+    assert set(outcomes) == {"0.8", "0.9", "0.95"} and set(outcomes["0.95"]) == set(stopping.RULES)
+    for target, rules in outcomes.items():
+        for name, o in rules.items():
+            assert o["reached_target"] == (o["recall"] >= float(target)), name
+    assert math.isclose(outcomes["0.95"]["read_share"]["read_share"], 0.5, abs_tol=1e-3)
