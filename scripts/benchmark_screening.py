@@ -1,9 +1,14 @@
 #!/usr/bin/env python
-"""Prioritised screening benchmark: the six shared reviews, seeds 0..S-1, 1 include + 1 exclude as priors (the same
-ones for every ranker), rankers tfidf_features (the default), tfidf_lr, tfidf_nb, features_lr and ASReview 3.0.8's
-default (`asreview simulate`, run here; optional: `pip install .[benchmark]`). Every run's stream goes through the
-same figures and stopping rules (screening.active). Each run's outcome is kept in --results_dir (a rerun skips
-finished runs), and the markdown is rewritten after every run, so a partial benchmark still reports what it has.
+"""Prioritised screening benchmark on 19 reviews: the six shared reviews and the 13 CLEF TAR 2017 topics
+(data_dir/clef2017), seeds 0..S-1, 1 include + 1 exclude as priors (the same ones for every ranker). Rankers:
+`default` (the project's default ranker and batch schedule, as `simulate` runs them), `default_fp32` (the same with
+fp32 embeddings: the precision check), any registered ranker on the `--batch_size` schedule (`NAME`) or on its own
+(`NAME@SCHEDULE`, e.g. tfidf_svm@1%), and ASReview 3.0.8's default (`asreview simulate` in a temporary folder;
+optional: `pip install .[benchmark]`). Every run goes through the same figures and stopping rules
+(screening.active). Each run's outcome is kept in --results_dir (a rerun skips finished runs), and the markdown is
+rewritten after every run, so a partial benchmark still reports what it has. With --readings_dir each simulated
+run's reading (order and the ranker's scores at every retrain) is kept, and --rules_from_readings measures the
+stopping rules again from them without running a ranker.
 
     nice -n 10 python scripts/benchmark_screening.py --seeds 10 --feature_cache_dir cache
 """
@@ -32,7 +37,7 @@ from screening.active.stopping import RULES, StoppingArguments, build_rules, eva
 from screening.cli import ScriptArgumentParser
 from screening.data import parse_labels, read_table
 
-REVIEWS = (
+SIX = (
     "van_de_Schoot_2018",
     "Appenzeller-Herzog_2020",
     "Cohen_2006_ACEInhibitors",
@@ -40,26 +45,70 @@ REVIEWS = (
     "Wallace_2010_ProtonBeam",
     "Wallace_2010_Micronutrients",
 )
-RANKERS = ("tfidf_features", "tfidf_lr", "tfidf_nb", "features_lr", "asreview")
-DEFAULT = "tfidf_features"
-TUNING_SEEDS = (0, 1, 2)  # the default's --features_weight was chosen on these seeds (benchmarks/screening_notes.md)
+CLEF = tuple(
+    f"CLEF2017_{topic}"
+    for topic in (
+        "CD007427", "CD008691", "CD008760", "CD009020", "CD009135", "CD009185", "CD009944",
+        "CD010023", "CD010386", "CD010542", "CD010632", "CD010633", "CD010705",
+    )
+)  # fmt: skip
+REVIEWS = SIX + CLEF
+RANKERS = ("default", "tfidf_features", "tfidf_svm@1%", "tfidf_lr", "tfidf_nb", "features_lr", "asreview")
+DEFAULT = "default"
+SELECTION_SEEDS = range(
+    5
+)  # the default was chosen on these seeds of the CLEF topics (benchmarks/screening_protocol.md)
+GROUPS = {  # name: (reviews, seeds kept or None for all)
+    "the six shared reviews (untouched by the choice)": (SIX, None),
+    "the 13 CLEF topics, seeds 5-9 (fresh seeds of the selection set)": (CLEF, range(5, 100)),
+    "the 13 CLEF topics, seeds 0-4 (the selection runs)": (CLEF, SELECTION_SEEDS),
+    "all 19 reviews, every seed": (REVIEWS, None),
+}
 
 
-def parse():
+def ranker_setup(label, args):
+    """The ranker and loop arguments a --rankers entry names: `default`, `default_fp32`, `NAME` (on --batch_size) or
+    `NAME@SCHEDULE`."""
+    name, _, schedule = label.partition("@")
+    if name in ("default", "default_fp32"):
+        precision = "fp32" if name == "default_fp32" else "auto"
+        ranker_args = RankerArguments(feature_cache_dir=args.feature_cache_dir, embedding_precision=precision)
+        return ranker_args, LoopArguments()
+    ranker_args = RankerArguments(ranker=name, feature_cache_dir=args.feature_cache_dir)
+    return ranker_args, LoopArguments(batch_size=schedule or args.batch_size)
+
+
+def file_label(label):
+    return label.replace("@", "_at_").replace("%", "pct")
+
+
+def parse(argv=None):
     parser = ScriptArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawTextHelpFormatter)
     parser.add_argument(
         "--data_dir",
         default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
-        help="Folder of the six review CSVs.",
+        help="Folder of the six review CSVs; the 13 CLEF topics are read from its clef2017/.",
     )
     parser.add_argument("--output", default="benchmarks/screening.md", help="The markdown written.")
     parser.add_argument("--results_dir", default="benchmarks/screening_runs", help="One JSON per finished run.")
     parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..S-1 per review and ranker.")
-    parser.add_argument("--rankers", default=",".join(RANKERS), help="Comma-separated, from: " + ", ".join(RANKERS))
+    parser.add_argument(
+        "--rankers",
+        default=",".join(RANKERS),
+        help="Comma-separated: default, default_fp32, a registered ranker NAME or NAME@SCHEDULE, asreview.",
+    )
     parser.add_argument("--reviews", default=",".join(REVIEWS), help="Comma-separated review file stems.")
     parser.add_argument("--asreview", default="asreview", help="The asreview 3.0.8 command.")
     parser.add_argument("--feature_cache_dir", default=None, help="Embedding cache of features_lr.")
-    parser.add_argument("--batch_size", default="grow", help="Batch schedule of this project's rankers.")
+    parser.add_argument(
+        "--batch_size", default="grow", help="Batch schedule of the rankers named without @SCHEDULE (not `default`)."
+    )
+    parser.add_argument("--readings_dir", default=None, help="Keep each simulated run's reading here (.npz).")
+    parser.add_argument(
+        "--rules_from_readings",
+        action="store_true",
+        help="Measure the stopping rules again from --readings_dir (no ranker runs) and rewrite the run JSONs.",
+    )
     parser.add_argument(
         "--asreview_budget",
         type=float,
@@ -80,11 +129,13 @@ def parse():
     parser.add_argument(
         "--report_only", action="store_true", help="Write the markdown from --results_dir; run nothing."
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def load(data_dir, review):
     path = Path(data_dir) / f"{review}.csv"
+    if not path.exists():
+        path = Path(data_dir) / "clef2017" / f"{review}.csv"
     frame = read_table(path, "--data_dir")
     return frame, parse_labels(frame, "judgement", path, "--data_dir")
 
@@ -155,7 +206,7 @@ def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
         figures = simulation_figures(labels[order], labels.size, int(labels.sum()))
         figures.update(seed=seed, wall_time_s=wall, cpu_time_s=cpu_time, records_screened=int(order.size))
         return {"figures": figures, "rules": asreview_rules(labels, order, seed, stop_args, targets)}
-    ranker_args = RankerArguments(ranker=ranker_name, feature_cache_dir=args.feature_cache_dir)
+    ranker_args, loop_args = ranker_setup(ranker_name, args)
     if ranker_name not in ranker_cache:
         start = time.perf_counter()
         ranker_cache[ranker_name] = (build_ranker(frame, ranker_args), time.perf_counter() - start)
@@ -165,7 +216,7 @@ def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
         frame,
         labels,
         ranker_args,
-        LoopArguments(batch_size=args.batch_size),
+        loop_args,
         SimulationArguments("d", "o", targets=args.targets),
         stop_args,
         seed,
@@ -173,7 +224,34 @@ def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
     )
     run["figures"]["build_time_s"] = build_time
     run["figures"]["cpu_time_s"] = time.process_time() - cpu
+    if args.readings_dir and run["reading"] is not None:
+        save_reading(reading_path(args, review, ranker_name, seed), run["reading"])
     return {"figures": run["figures"], "rules": run["rules"]}
+
+
+def reading_path(args, review, ranker, seed):
+    return Path(args.readings_dir) / f"{review}__{file_label(ranker)}__seed{seed}.npz"
+
+
+def save_reading(path, reading):
+    """A run's reading: labels and rows in reading order, the retrain points and the scores then (float32; NaN rows
+    where there were none)."""
+    points = np.asarray([p for p, _ in reading.retrains], dtype=np.int64)
+    scores = np.full((points.size, reading.records), np.nan, dtype=np.float32)
+    for i, (_, row) in enumerate(reading.retrains):
+        if row is not None:
+            scores[i] = row
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, labels=reading.labels, order=reading.order, retrain_points=points, retrain_scores=scores)
+
+
+def load_reading(path):
+    data = np.load(path)
+    retrains = [
+        (int(p), None if np.isnan(row).all() else row.astype(np.float64))
+        for p, row in zip(data["retrain_points"], data["retrain_scores"])
+    ]
+    return evaluate.SimulatedReading(data["labels"], data["order"], retrains)
 
 
 def run_rules(run):
@@ -210,44 +288,83 @@ def cpu_mean(values):
     return f"{np.mean(values):.1f}" if values else "-"
 
 
-def against_asreview(results, reviews):
-    """The default ranker against ASReview per review: on every seed, and on the seeds not used for tuning."""
+def review_means(results, review, ranker, seeds=None):
+    """Mean n95 and WSS@95 of a ranker's runs on a review (the seeds in `seeds` only, when given), or None."""
+    runs = [r["figures"] for r in results.get((review, ranker), []) if seeds is None or r["seed"] in seeds]
+    if not runs:
+        return None
+    return np.mean([f["n95"] for f in runs]), np.mean([f["wss95"] for f in runs]), len(runs)
+
+
+def against_asreview(results, rankers):
+    """Each ranker against ASReview per group of reviews (GROUPS): reviews at or below ASReview's mean n95, mean
+    WSS@95 of both, the worst review (largest n95 ratio to ASReview's) and the reviews more than 10% above it."""
     lines = [
-        f"### {DEFAULT} against ASReview",
+        "## Against ASReview, per group of reviews",
         "",
-        f"Mean n95 per review; 'fresh seeds' leaves out seeds {', '.join(map(str, TUNING_SEEDS))}, on which "
-        f"the --features_weight of {DEFAULT} was chosen.",
+        "On each review, the mean n95 over the seeds both have (ASReview's seeds: the table above). 'At or below': "
+        "reviews where the ranker's mean n95 is at most ASReview's. The default was chosen on the CLEF topics' "
+        "seeds 0-4 by benchmarks/screening_protocol.md; the six shared reviews were not run by any candidate before.",
         "",
-        f"| review | {DEFAULT} n95 | ASReview n95 | difference | {DEFAULT}, fresh seeds | ASReview, fresh seeds |",
-        "|---|---|---|---|---|---|",
+        "| group | ranker | reviews | at or below ASReview | mean WSS@95 | ASReview's | worst review (n95 ratio) "
+        "| > 10% above ASReview |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    tally = {"all": [0, [], []], "fresh": [0, [], []]}
-    for review in reviews:
-        ours, theirs = results.get((review, DEFAULT)), results.get((review, "asreview"))
-        if not (ours and theirs):
-            continue
-        cells = []
-        for name, keep in (("all", lambda run: True), ("fresh", lambda run: run["seed"] not in TUNING_SEEDS)):
-            a = [r["figures"] for r in ours if keep(r)]
-            b = [r["figures"] for r in theirs if keep(r)]
-            if not (a and b):
-                cells.append(("-", "-"))
+    for group, (reviews, seeds) in GROUPS.items():
+        for ranker in rankers:
+            if ranker == "asreview":
                 continue
-            tally[name][0] += np.mean([x["n95"] for x in a]) <= np.mean([x["n95"] for x in b])
-            tally[name][1].append(np.mean([x["wss95"] for x in a]))
-            tally[name][2].append(np.mean([x["wss95"] for x in b]))
-            cells.append((mean_sd([x["n95"] for x in a], "{:.0f}"), mean_sd([x["n95"] for x in b], "{:.0f}")))
-        difference = np.mean([r["figures"]["n95"] for r in ours]) - np.mean([r["figures"]["n95"] for r in theirs])
-        lines.append(
-            f"| {review} | {cells[0][0]} | {cells[0][1]} | {difference:+.0f} | {cells[1][0]} | {cells[1][1]} |"
-        )
-    for name, (wins, w_ours, w_theirs) in tally.items():
-        if w_ours:
+            rows = []
+            for review in reviews:
+                theirs_seeds = {r["seed"] for r in results.get((review, "asreview"), [])}
+                keep = theirs_seeds if seeds is None else theirs_seeds & set(seeds)
+                ours, theirs = (
+                    review_means(results, review, ranker, keep),
+                    review_means(results, review, "asreview", keep),
+                )
+                if ours and theirs:
+                    rows.append((review, ours, theirs))
+            if not rows:
+                continue
+            ratios = {review: ours[0] / theirs[0] for review, ours, theirs in rows}
+            worst = max(ratios, key=ratios.get)
+            above = [f"{review} ({ratio:.2f})" for review, ratio in ratios.items() if ratio > 1.10]
             lines.append(
-                f"\n{'All seeds' if name == 'all' else 'Fresh seeds'}: {DEFAULT} at or below ASReview's n95 on {wins} "
-                f"of {len(w_ours)} reviews; mean WSS@95 {np.mean(w_ours):.3f} against {np.mean(w_theirs):.3f}."
+                f"| {group} | {ranker} | {len(rows)} | {sum(o[0] <= t[0] for _, o, t in rows)} "
+                f"| {np.mean([o[1] for _, o, _ in rows]):.3f} | {np.mean([t[1] for _, _, t in rows]):.3f} "
+                f"| {worst} ({ratios[worst]:.2f}) | {', '.join(above) or 'none'} |"
             )
     return lines + [""]
+
+
+def precision_check(results, reviews):
+    """The default with bf16 embeddings (auto on a bf16 CPU) against fp32, on the seeds both have: mean n95."""
+    lines = [
+        "## Embedding precision: the default at auto (bf16 here) against fp32",
+        "",
+        "| review | seeds | n95 auto | n95 fp32 | difference |",
+        "|---|---|---|---|---|",
+    ]
+    totals = []
+    for review in reviews:
+        seeds = {r["seed"] for r in results.get((review, "default_fp32"), [])}
+        ours, theirs = (
+            review_means(results, review, "default", seeds),
+            review_means(results, review, "default_fp32", seeds),
+        )
+        if ours and theirs:
+            totals.append((ours[0], theirs[0]))
+            lines.append(f"| {review} | {theirs[2]} | {ours[0]:.1f} | {theirs[0]:.1f} | {ours[0] - theirs[0]:+.1f} |")
+    if not totals:
+        return []
+    worse = sum(a > b for a, b in totals)
+    lines += [
+        "",
+        f"Mean n95 over {len(totals)} reviews: {np.mean([a for a, _ in totals]):.1f} at auto against "
+        f"{np.mean([b for _, b in totals]):.1f} in fp32; auto reads more on {worse} of them.",
+        "",
+    ]
+    return lines
 
 
 def stopping_tables(results, args, reviews, rankers):
@@ -345,14 +462,16 @@ def write_stopping_outputs(results, args, reviews):
 
 def markdown(results, args, reviews, rankers, info):
     lines = [
-        "# Prioritised screening: simulation on the six shared reviews",
+        "# Prioritised screening: simulation on 19 reviews (the six shared reviews and 13 CLEF TAR 2017 topics)",
         "",
         f"Date {info['date']}, commit {info['commit']}, machine: {info['machine']} (shared with other jobs: wall "
         "times are upper bounds). Priors: 1 include + 1 exclude drawn by the seed (the same rows for every "
-        f"ranker). This project's rankers use the '{args.batch_size}' batch schedule. ASReview: `asreview "
-        "simulate` 3.0.8, default model (elas_u4), label column renamed `included`, one record per query. "
-        "tfidf_features and features_lr read each review's MiniLM embedding from --feature_cache_dir: computed "
-        "once per review, left out of the time columns (its cost: screening_notes.md).",
+        f"ranker). `default` is the project's default ranker and batch schedule (`run_screening.py simulate` with no "
+        f"flags: {RankerArguments.ranker} on '{LoopArguments.batch_size}', embeddings at 'auto' precision); other "
+        f"rankers run on the '{args.batch_size}' schedule unless named NAME@SCHEDULE. ASReview: `asreview "
+        "simulate` 3.0.8, default model (elas_u4), label column renamed `included`, one record per query, run in a "
+        "temporary folder. The embedding rankers read each review's MiniLM embedding from --feature_cache_dir: "
+        "computed once per review, left out of the time columns.",
         "",
         f"Command: `{info['command']}`",
         "",
@@ -383,8 +502,8 @@ def markdown(results, args, reviews, rankers, info):
         + ".",
         "",
     ]
-    if any(results.get((review, DEFAULT)) and results.get((review, "asreview")) for review in reviews):
-        lines += against_asreview(results, reviews)  # the default against ASReview: all seeds and fresh seeds
+    lines += against_asreview(results, rankers)
+    lines += precision_check(results, reviews)
     lines += stopping_tables(results, args, reviews, rankers)
     missing = [
         f"{review}/{ranker}: {len(results.get((review, ranker), []))} of {args.seeds}"
@@ -395,6 +514,20 @@ def markdown(results, args, reviews, rankers, info):
     if missing:
         lines += ["", "Not finished (runs done of those asked): " + "; ".join(missing) + "."]
     return "\n".join(lines) + "\n"
+
+
+def rules_from_readings(args, results):
+    """Every run with a kept reading gets its stopping rules measured again with the rules of this code."""
+    targets = tuple(float(t) for t in args.targets.split(","))
+    for (review, ranker), runs in results.items():
+        for run in runs:
+            path = reading_path(args, review, ranker, run["seed"])
+            if path.exists():
+                run["rules"] = evaluate.rule_outcomes(load_reading(path), StoppingArguments(), targets, run["seed"])
+                saved = {k: v for k, v in run.items() if k != "seed"}
+                outputs.write_json(
+                    Path(args.results_dir) / f"{review}__{file_label(ranker)}__seed{run['seed']}.json", saved
+                )
 
 
 def main():
@@ -410,10 +543,12 @@ def main():
     results = {}
     for review in reviews:
         for ranker in rankers:
-            for path in sorted(results_dir.glob(f"{review}__{ranker}__seed*.json")):
+            for path in sorted(results_dir.glob(f"{review}__{file_label(ranker)}__seed*.json")):
                 run = {**json.loads(path.read_text()), "seed": int(path.stem.rsplit("__seed", 1)[1])}
                 results.setdefault((review, ranker), []).append(run)
-    if args.report_only:
+    if args.rules_from_readings:
+        rules_from_readings(args, results)
+    if args.report_only or args.rules_from_readings:
         outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
         write_stopping_outputs(results, args, reviews)
         return
@@ -424,7 +559,7 @@ def main():
             for review in reviews:
                 frame, labels = data[review]
                 for ranker in rankers:
-                    path = results_dir / f"{review}__{ranker}__seed{seed}.json"
+                    path = results_dir / f"{review}__{file_label(ranker)}__seed{seed}.json"
                     if path.exists():
                         continue
                     folder = Path(work) / review

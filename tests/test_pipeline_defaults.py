@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import ComplementNB
@@ -26,7 +27,7 @@ import benchmark_screening  # noqa: E402
 DEFAULTS = {  # script -> flag -> the default its --help must state
     "scripts/run_tfidf.py": {"nb_alpha": "1.0", "C": "10.0"},
     "scripts/run_features.py": {"feature_scaling": "l2", "C": "1.0", "fold_normalization": "none"},
-    "run_screening.py simulate": {"ranker": "tfidf_features", "batch_size": "grow"},  # hyperparameters: test_rankers
+    "run_screening.py simulate": {"ranker": "tfidf_features", "batch_size": "1%"},  # hyperparameters: test_rankers
 }
 
 
@@ -90,10 +91,55 @@ def test_quality_benchmark_runs_the_defaults(monkeypatch, tmp_path):
     assert CrossValidationArguments.fold_normalization == "none"
 
 
-def test_screening_benchmark_compares_the_default_ranker():
+def test_screening_benchmark_runs_the_defaults_of_simulate():
+    from screening.active.loop import LoopArguments
     from screening.active.rankers import RankerArguments
 
-    assert benchmark_screening.DEFAULT == RankerArguments.ranker == "tfidf_features"
+    args = benchmark_screening.parse([])
+    ranker_args, loop_args = benchmark_screening.ranker_setup("default", args)
+    assert (ranker_args.ranker, ranker_args.ranker_options, ranker_args.embedding_precision) == (
+        RankerArguments.ranker,
+        None,
+        "auto",
+    )
+    assert loop_args == LoopArguments()
+    fp32, _ = benchmark_screening.ranker_setup("default_fp32", args)
+    assert fp32.embedding_precision == "fp32" and fp32.ranker == RankerArguments.ranker
+    named, schedule = benchmark_screening.ranker_setup("tfidf_svm@1%", args)
+    assert (named.ranker, schedule.batch_size) == ("tfidf_svm", "1%")
+    assert benchmark_screening.ranker_setup("tfidf_lr", args)[1].batch_size == args.batch_size == "grow"
+    assert benchmark_screening.file_label("tfidf_svm@1%") == "tfidf_svm_at_1pct"
+    assert len(benchmark_screening.REVIEWS) == 19 and set(benchmark_screening.SIX).isdisjoint(benchmark_screening.CLEF)
+
+
+def test_screening_benchmark_readings_give_the_same_rules(tmp_path):
+    """A kept reading (float32 scores) measures the stopping rules as the run did."""
+    from screening.active.loop import LoopArguments
+    from screening.active.rankers import RankerArguments, build_ranker
+    from screening.active.simulate import SimulationArguments, simulate_run
+    from screening.active.stopping import StoppingArguments, evaluate
+
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "kappa", "omega"]
+    labels = (np.arange(120) % 10 == 0).astype(int)
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(120)],
+            "title": [("trial " if y else "") + " ".join(rng.choice(words, 4)) for y in labels],
+            "abstract": [" ".join(rng.choice(words, 8)) for _ in labels],
+        }
+    )
+    ranker_args, loop_args = RankerArguments(ranker="tfidf_svm"), LoopArguments()
+    run = simulate_run(
+        frame, labels, ranker_args, loop_args, SimulationArguments("d", "o"), StoppingArguments(), 3,
+        build_ranker(frame, ranker_args),
+    )  # fmt: skip
+    path = tmp_path / "r.npz"
+    benchmark_screening.save_reading(path, run["reading"])
+    again = evaluate.rule_outcomes(benchmark_screening.load_reading(path), StoppingArguments(), (0.8, 0.9, 0.95), 3)
+    assert again.keys() == run["rules"].keys()
+    for target, rules in run["rules"].items():
+        assert {r: o["stop"] for r, o in again[target].items()} == {r: o["stop"] for r, o in rules.items()}
 
 
 def test_members_equal_their_plain_recipes(tmp_path, tiny_encoder_dir):

@@ -1,8 +1,12 @@
 """The screening loop's two choices: how many records are read between two retrains, and which ones.
 
-Batch size: a fixed number, or `grow` (AutoTAR/BMI, Cormack & Grossman 2015): the first batch has 1 record and
-each next one ceil(B / 10) more (1, 2, 3, ..., 10, 11, 13, 15, ...), so a search of N records takes O(log N)
-retrains once B passes 10, while the first rounds, where every label changes the ranking most, stay small.
+Batch size: a fixed number; a share of the records read so far, e.g. `1%` (the default: retrain after every
+ceil(1% x records read) records, so after every record for the first 100, then 2 at a time past 100, 10 past 900:
+about 100 + 100 ln(N / 100) retrains, 490 on 4,751 records); or `grow` (AutoTAR/BMI, Cormack & Grossman 2015): the
+first batch has 1 record and each next one ceil(B / 10) more (1, 2, 3, ..., 10, 11, 13, 15, ...), so a search of N
+records takes O(log N) retrains once B passes 10. A linear model on a few thousand records refits in milliseconds,
+so retraining often is cheap, and each label moves the ranking soonest (benchmarks/screening.md: `1%` against
+`grow`, chosen by benchmarks/screening_protocol.md).
 Query: the highest scores first; with `random_share` a share of each batch is drawn at random from the rest.
 """
 
@@ -19,10 +23,11 @@ class LoopArguments:
     """How many records are read between retrains and how they are chosen."""
 
     batch_size: str = field(
-        default="grow",
+        default="1%",
         metadata={
-            "help": "Records read between two retrains (for finetune: the retrain interval): a number, or 'grow' "
-            "(1, then ceil(B/10) more each round: O(log N) retrains)."
+            "help": "Records read between two retrains (for finetune: the retrain interval): a number; a share of "
+            "the records read so far, 'P%%' (ceil(P/100 x records read), at least 1; default 1%%: every record "
+            "for the first 100); or 'grow' (1, then ceil(B/10) more each round: O(log N) retrains)."
         },
     )
     random_share: float = field(
@@ -31,15 +36,30 @@ class LoopArguments:
     seed: int = field(default=0, metadata={"help": "Seed of the priors, the random share and the audit samples."})
 
     def check(self):
-        if self.batch_size != "grow" and not (self.batch_size.isdigit() and int(self.batch_size) >= 1):
-            raise ScreeningInputError(f"--batch_size must be a positive number or 'grow'; got {self.batch_size!r}")
+        if not _valid_spec(self.batch_size):
+            raise ScreeningInputError(
+                f"--batch_size must be a positive number, a share such as '1%' (in (0, 100]) or 'grow'; "
+                f"got {self.batch_size!r}"
+            )
         if not 0 <= self.random_share < 1:
             raise ScreeningInputError(f"--random_share must be in [0, 1); got {self.random_share}")
         return self
 
 
-def batch_size(spec, round_index):
-    """The size of batch number `round_index` (0-based) under `spec` ('grow' or a number)."""
+def _valid_spec(spec):
+    if spec == "grow" or (spec.isdigit() and int(spec) >= 1):
+        return True
+    try:
+        return spec.endswith("%") and 0 < float(spec[:-1]) <= 100
+    except ValueError:
+        return False
+
+
+def batch_size(spec, round_index, records_read=0):
+    """The size of batch number `round_index` (0-based) under `spec` ('grow', 'P%' of the `records_read` before
+    it, or a number)."""
+    if spec.endswith("%"):
+        return max(1, math.ceil(float(spec[:-1]) * records_read / 100))
     if spec != "grow":
         return int(spec)
     size = 1
@@ -77,10 +97,11 @@ def retrain(ranker, rows, labels):
     return ranker.fit_score(np.asarray(rows), labels)
 
 
-def next_batch(scores, unread, round_index, loop_args, seed):
-    """Batch number `round_index`: the top `batch_size` unread records by `scores` (with the random share), or a
-    random batch while there are no scores. Returns (rows, kind) with kind 'ranked' or 'random'."""
-    size = batch_size(loop_args.batch_size, round_index)
+def next_batch(scores, unread, round_index, records_read, loop_args, seed):
+    """Batch number `round_index`, after `records_read` records: the top `batch_size` unread records by `scores`
+    (with the random share), or a random batch while there are no scores. Returns (rows, kind) with kind 'ranked'
+    or 'random'."""
+    size = batch_size(loop_args.batch_size, round_index, records_read)
     rng = batch_rng(seed, round_index)
     if scores is None:
         return rng.permutation(unread)[:size], "random"
@@ -111,7 +132,7 @@ def simulate_loop(ranker, labels, priors, loop_args, seed, budget=None):
         rows = np.asarray(order)
         scores = retrain(ranker, rows, labels[rows])
         retrains.append((len(order), scores))
-        batch, _ = next_batch(scores, np.flatnonzero(~read), round_index, loop_args, seed)
+        batch, _ = next_batch(scores, np.flatnonzero(~read), round_index, len(order), loop_args, seed)
         batch = batch[: limit - len(order)]
         round_index += 1
         read[batch] = True

@@ -191,7 +191,7 @@ def propose(records, state, labels, scores, loop_args, stop_args, audit_requeste
             {"ids": ids[rows].tolist(), "unread": int(unread.size), "found": found, "confidence": level}
         )
         return rows, "audit"
-    return next_batch(scores, unread, len(state["batches"]), loop_args, state["seed"])
+    return next_batch(scores, unread, len(state["batches"]), len(state["stream"]), loop_args, state["seed"])
 
 
 def load_state(path, records):

@@ -78,7 +78,7 @@ def complete_reading(labels, loop, loop_args):
     point, round_index = order.size, len(loop.retrains)
     while last is not None and point < labels.size:
         retrains.append((point, last))
-        point += batch_size(loop_args.batch_size, round_index)
+        point += batch_size(loop_args.batch_size, round_index, point)
         round_index += 1
     return stopping.evaluate.SimulatedReading(labels[full], full, retrains)
 
