@@ -196,3 +196,35 @@ def test_rule_outcomes_at_three_targets_in_seconds():
         for name, o in rules.items():
             assert o["reached_target"] == (o["recall"] >= float(target)), name
     assert math.isclose(outcomes["0.95"]["read_share"]["read_share"], 0.5, abs_tol=1e-3)
+
+
+def test_counting_process_includes_needed_falls_with_the_share_read():
+    from screening.active.stopping.counting import includes_needed
+
+    # 20 includes until 5% read, then cut by the share read at each 2.5% step: 19, 18, 16, 14, ... 0 from 35%
+    assert [includes_needed(s) for s in (0.0, 0.03, 0.05, 0.075, 0.1, 0.125, 0.2, 0.34, 0.35, 1.0)] == [
+        20, 20, 19, 18, 16, 14, 8, 1, 0, 0]  # fmt: skip
+
+
+def test_counting_process_stops_on_a_tiny_search_before_its_end():
+    labels = np.r_[np.ones(12, int), np.zeros(52, int)]  # 64 records, 12 includes first (a CLEF 2017 topic's size)
+    rule = stopping.build_rules(ARGS, 0.95, ["counting_process"])["counting_process"]
+    assert not rule.decide(stopping.ReadingState(labels[:9], 64)).stop  # under min_read = 10 records
+    point = rule.first_stop(reading(labels))
+    assert point is not None and point.found == 12 and point.position < 64
+
+
+def test_rate_interval_widens_the_remaining_includes_by_hand():
+    from screening.active.stopping.counting import fit_rate, rate_integral, remaining_upper
+
+    labels = (np.arange(400) % 10 == 4).astype(int)  # a constant rate of 0.1, 40 includes spread evenly
+    a, b, rate, _ = fit_rate(labels, "exponential")
+    assert rate_integral(a, b, 400, 1000, rate) == pytest.approx(60, rel=0.05)
+    upper, _ = remaining_upper(labels, 400, 1000, 0.95, "exponential")
+    assert upper >= rate_integral(a, b, 400, 1000, rate)  # the interval holds the best fit
+    rule = stopping.build_rules(ARGS, 0.9, ["counting_process"])["counting_process"]
+    state = stopping.ReadingState(ALL_FIRST[:300], 2000)
+    narrow_left, _ = rule.remaining(state)
+    rule.rate_interval = True
+    wide_left, _ = rule.remaining(stopping.ReadingState(ALL_FIRST[:300], 2000))
+    assert 0 <= narrow_left <= wide_left < 5  # all 100 includes first: little left either way

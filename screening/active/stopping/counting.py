@@ -2,13 +2,44 @@
 ranking; the includes left are the integral of the fitted rate over the unread positions."""
 
 import numpy as np
-from scipy.stats import poisson
+from scipy.stats import chi2, poisson
 
 from .base import Decision, StoppingRule, register
 from .calibration import probabilities
 
 # the rate's decay per record, b, searched over b x n in [1e-3, 1e4] (and b = 0: a constant rate)
 _DECAYS = np.concatenate([[0.0], np.logspace(-3, 4, 57)])
+
+
+def rate_profile(counts, rate):
+    """For each decay b on the grid: the maximum-likelihood a given b, and the Poisson log-likelihood, for a
+    hyperbolic a / (1 + b x) or exponential a exp(-b x) rate over `counts` at positions 1..n."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.size
+    x = np.arange(1, n + 1, dtype=np.float64)
+    decays = _DECAYS if rate == "hyperbolic" else _DECAYS[_DECAYS <= 50]  # exp(-50) ~ 2e-22: gone; no overflow
+    b = decays / n
+    log_shape = -np.log1p(b[:, None] * x) if rate == "hyperbolic" else -b[:, None] * x
+    total = counts.sum()
+    a = total / np.exp(log_shape).sum(axis=1)
+    return a, b, total * np.log(a) + (log_shape * counts).sum(axis=1) - total
+
+
+def remaining_upper(counts, start, end, confidence, rate="best"):
+    """The includes at positions start+1 .. end under the rates the data cannot rule out: the largest integral
+    over the decays whose profile log-likelihood is within chi2(1).ppf(confidence) / 2 of the best (the
+    likelihood-ratio interval of the decay at `confidence`), with rates of both shapes where `rate` is 'best'.
+    Returns (that integral, the fit (a, b, rate) that gives it)."""
+    shapes = ("hyperbolic", "exponential") if rate == "best" else (rate,)
+    profiles = {shape: rate_profile(counts, shape) for shape in shapes}
+    best = max(profile[2].max() for profile in profiles.values())
+    allowed = best - chi2.ppf(confidence, 1) / 2
+    candidates = []
+    for shape, (a, b, loglik) in profiles.items():
+        for i in np.flatnonzero(loglik >= allowed):
+            candidates.append((rate_integral(a[i], b[i], start, end, shape), float(a[i]), float(b[i]), shape))
+    integral, a, b, shape = max(candidates)
+    return float(integral), (a, b, shape)
 
 
 def fit_rate(counts, rate="best"):
@@ -41,6 +72,17 @@ def rate_integral(a, b, start, end, rate="hyperbolic"):
     return a / b * (np.exp(-b * start) - np.exp(-b * end))
 
 
+def includes_needed(share_read, start=20, step=0.025):
+    """The includes a counting process needs before it may stop, by the share of the records read: Bin-Hezam &
+    Stevenson's "dynamic" minimum (their code: 20 includes at 2.5% read, cut by the share read at each further
+    2.5% step: 19 at 5%, 16 at 10%, 8 at 20%, 0 from 35%), so a small search is not read to its end for want of a
+    fixed count of records or includes."""
+    needed = start
+    for i in range(1, int(share_read / step + 1e-9)):  # cut after each step passed, before the current one
+        needed = int(needed - round(i * step, 3) * needed)
+    return needed
+
+
 def poisson_decision(found, remaining, target_recall, confidence, detail):
     """Stop when found / (found + the upper `confidence` quantile of Poisson(remaining)) >= target; the recall
     estimate is found / (found + remaining), the interval from the two Poisson quantiles."""
@@ -57,31 +99,46 @@ class CountingProcessRule(StoppingRule):
     TOIS 42(3), 2024: a rate (hyperbolic or exponential; by default whichever fits better) fitted to the includes
     found per position by Poisson maximum likelihood;
     the includes left = the rate's integral over the unread positions; stop when found / (found + its upper
-    Poisson quantile at `confidence`) >= target. Not applied before `min_read` records (a rate fitted on a few
-    records says little)."""
+    Poisson quantile at `confidence`) >= target. Not applied before `min_read` records nor before
+    `includes_needed(share read)` includes (a rate fitted on a few records or includes says little; both relative
+    to the search's size as in the authors' code, so a 64-record search is not read to its end). As published, the
+    rate is the best fit; `rate_interval` takes instead the largest rate within its likelihood-ratio interval at
+    `confidence` (on 13 CLEF 2017 topics x 3 seeds it met 0.9 in 97% of runs but read ~14% of N more)."""
 
     name = "counting_process"
     guarantee = "estimate"
     assumption = "includes arrive as a Poisson process whose rate falls along the ranking as the fitted curve"
 
-    def __init__(self, target_recall=0.95, confidence=0.95, rate="best", min_read=150):
+    def __init__(self, target_recall=0.95, confidence=0.95, rate="best", min_read=10, rate_interval=False):
         super().__init__(target_recall, confidence)
         self.rate = rate
         self.min_read = min_read
+        self.rate_interval = rate_interval
+
+    def counts(self, state):
+        """What the rate is fitted to: the labels read."""
+        return state.labels
 
     def remaining(self, state):
-        key = ("rate", self.rate)
+        """The includes expected in the unread positions: the fitted rate's integral there, or, with
+        `rate_interval`, the largest integral of the rates within the likelihood-ratio interval at `confidence`."""
+        key = ("rate", self.name, self.rate, self.rate_interval, self.confidence)
         if key not in state.cache:
-            state.cache[key] = fit_rate(state.labels, self.rate)
-        a, b, rate, _ = state.cache[key]
-        return rate_integral(a, b, state.read, state.records, rate), {"rate": rate, "rate_a": a, "rate_b": b}
+            counts = self.counts(state)
+            if self.rate_interval:
+                state.cache[key] = remaining_upper(counts, state.read, state.records, self.confidence, self.rate)
+            else:
+                a, b, rate, _ = fit_rate(counts, self.rate)
+                state.cache[key] = rate_integral(a, b, state.read, state.records, rate), (a, b, rate)
+        remaining, (a, b, rate) = state.cache[key]
+        return remaining, {"rate": rate, "rate_a": a, "rate_b": b}
 
     def decide(self, state):
         if state.found == 0:
             return Decision(False, detail={"status": "no include found yet"})
         remaining, detail = self.remaining(state)
         decision = poisson_decision(state.found, remaining, self.target_recall, self.confidence, detail)
-        if state.read < min(self.min_read, state.records):
+        if state.read < min(self.min_read, state.records) or state.found < includes_needed(state.read / state.records):
             decision.stop = False
         return decision
 
@@ -106,11 +163,6 @@ class CountingProcessClassifierRule(CountingProcessRule):
             return Decision(False, detail={"status": "no ranker scores yet"})
         return super().decide(state)
 
-    def remaining(self, state):
-        unread = probabilities(state)[1]
-        key = ("rate_with_classifier", self.rate)
-        if key not in state.cache:
-            state.cache[key] = fit_rate(np.concatenate([state.labels, np.sort(unread)[::-1]]), self.rate)
-        a, b, rate, _ = state.cache[key]
-        fitted = rate_integral(a, b, state.read, state.records, rate)
-        return fitted, {"rate": rate, "rate_a": a, "rate_b": b, "classifier_remaining": float(unread.sum())}
+    def counts(self, state):
+        """The labels read, then the unread records' calibrated probabilities from the highest score down."""
+        return np.concatenate([state.labels, np.sort(probabilities(state)[1])[::-1]])
