@@ -214,17 +214,11 @@ def test_counting_process_stops_on_a_tiny_search_before_its_end():
     assert point is not None and point.found == 12 and point.position < 64
 
 
-def test_rate_interval_widens_the_remaining_includes_by_hand():
-    from screening.active.stopping.counting import fit_rate, rate_integral, remaining_upper
+def test_rules_with_scores_are_asked_at_each_retrain_and_every_percent():
+    from screening.active.stopping.base import checkpoints
 
-    labels = (np.arange(400) % 10 == 4).astype(int)  # a constant rate of 0.1, 40 includes spread evenly
-    a, b, rate, _ = fit_rate(labels, "exponential")
-    assert rate_integral(a, b, 400, 1000, rate) == pytest.approx(60, rel=0.05)
-    upper, _ = remaining_upper(labels, 400, 1000, 0.95, "exponential")
-    assert upper >= rate_integral(a, b, 400, 1000, rate)  # the interval holds the best fit
-    rule = stopping.build_rules(ARGS, 0.9, ["counting_process"])["counting_process"]
-    state = stopping.ReadingState(ALL_FIRST[:300], 2000)
-    narrow_left, _ = rule.remaining(state)
-    rule.rate_interval = True
-    wide_left, _ = rule.remaining(stopping.ReadingState(ALL_FIRST[:300], 2000))
-    assert 0 <= narrow_left <= wide_left < 5  # all 100 includes first: little left either way
+    run = reading(ALL_FIRST)  # 2000 records: every 20 records from the first retrain, and at each retrain
+    points = checkpoints(run)
+    assert set(run.retrain_points) <= set(points) and {2, 22, 42, 1982} <= set(points)
+    assert np.diff(points).max() <= 20 and points == sorted(set(points))
+    assert checkpoints(evaluate.SimulatedReading(ALL_FIRST, np.arange(2000))) == []  # no scores: never asked
