@@ -196,3 +196,29 @@ def test_rule_outcomes_at_three_targets_in_seconds():
         for name, o in rules.items():
             assert o["reached_target"] == (o["recall"] >= float(target)), name
     assert math.isclose(outcomes["0.95"]["read_share"]["read_share"], 0.5, abs_tol=1e-3)
+
+
+def test_counting_process_includes_needed_falls_with_the_share_read():
+    from screening.active.stopping.counting import includes_needed
+
+    # 20 includes until 5% read, then cut by the share read at each 2.5% step: 19, 18, 16, 14, ... 0 from 35%
+    assert [includes_needed(s) for s in (0.0, 0.03, 0.05, 0.075, 0.1, 0.125, 0.2, 0.34, 0.35, 1.0)] == [
+        20, 20, 19, 18, 16, 14, 8, 1, 0, 0]  # fmt: skip
+
+
+def test_counting_process_stops_on_a_tiny_search_before_its_end():
+    labels = np.r_[np.ones(12, int), np.zeros(52, int)]  # 64 records, 12 includes first (a CLEF 2017 topic's size)
+    rule = stopping.build_rules(ARGS, 0.95, ["counting_process"])["counting_process"]
+    assert not rule.decide(stopping.ReadingState(labels[:9], 64)).stop  # under min_read = 10 records
+    point = rule.first_stop(reading(labels))
+    assert point is not None and point.found == 12 and point.position < 64
+
+
+def test_rules_with_scores_are_asked_at_each_retrain_and_every_percent():
+    from screening.active.stopping.base import checkpoints
+
+    run = reading(ALL_FIRST)  # 2000 records: every 20 records from the first retrain, and at each retrain
+    points = checkpoints(run)
+    assert set(run.retrain_points) <= set(points) and {2, 22, 42, 1982} <= set(points)
+    assert np.diff(points).max() <= 20 and points == sorted(set(points))
+    assert checkpoints(evaluate.SimulatedReading(ALL_FIRST, np.arange(2000))) == []  # no scores: never asked

@@ -2,12 +2,13 @@
 every rule derives from, and the registry that names them.
 
 A rule is one class: its hyperparameters in `__init__` (target recall, confidence, ...), `decide(state)` for a
-review in progress, and `first_stop(reading, seed)` for a simulated run (default: `decide` at the loop's retrain
-points for rules that need scores, and an exact strided search over every record for the rules that read labels
-only). Adding a rule: subclass `StoppingRule`, set `name`, `guarantee`, `assumption` (and `needs_scores`),
-decorate with `@register`, and add one test.
+review in progress, and `first_stop(reading, seed)` for a simulated run (default: `decide` at each retrain and
+every 1% of the records for rules that need scores, and an exact strided search over every record for the rules
+that read labels only). Adding a rule: subclass `StoppingRule`, set `name`, `guarantee`, `assumption` (and
+`needs_scores`), decorate with `@register`, and add one test.
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -106,13 +107,23 @@ class StoppingRule:
     def first_stop(self, reading, seed=0):
         """The first point of a simulated run (`evaluate.SimulatedReading`) where the rule stops, or None."""
         if self.needs_scores:
-            for point in reading.retrain_points:
+            for point in checkpoints(reading):
                 decision = self.decide(reading.state(point))
                 if decision.stop:
                     return reading.stop_point(point, decision)
             return None
         point = first_true(lambda n: self.decide(reading.state(n)).stop, reading.records, self.stride)
         return None if point is None else reading.stop_point(point, self.decide(reading.state(point)))
+
+
+def checkpoints(reading, share=0.01):
+    """Where a simulated run asks the rules that need scores: at each retrain, and every ceil(`share` x N) records
+    in between (a review asks as often; the scores there are the last retrain's)."""
+    if not reading.retrain_points:
+        return []
+    step = max(math.ceil(share * reading.records), 1)
+    first = reading.retrain_points[0]
+    return sorted(set(reading.retrain_points) | set(range(first, reading.records + 1, step)))
 
 
 def first_true(test, last, stride):

@@ -41,6 +41,17 @@ def rate_integral(a, b, start, end, rate="hyperbolic"):
     return a / b * (np.exp(-b * start) - np.exp(-b * end))
 
 
+def includes_needed(share_read, start=20, step=0.025):
+    """The includes a counting process needs before it may stop, by the share of the records read: Bin-Hezam &
+    Stevenson's "dynamic" minimum (their code: 20 includes at 2.5% read, cut by the share read at each further
+    2.5% step: 19 at 5%, 16 at 10%, 8 at 20%, 0 from 35%), so a small search is not read to its end for want of a
+    fixed count of records or includes."""
+    needed = start
+    for i in range(1, int(share_read / step + 1e-9)):  # cut after each step passed, before the current one
+        needed = int(needed - round(i * step, 3) * needed)
+    return needed
+
+
 def poisson_decision(found, remaining, target_recall, confidence, detail):
     """Stop when found / (found + the upper `confidence` quantile of Poisson(remaining)) >= target; the recall
     estimate is found / (found + remaining), the interval from the two Poisson quantiles."""
@@ -57,31 +68,42 @@ class CountingProcessRule(StoppingRule):
     TOIS 42(3), 2024: a rate (hyperbolic or exponential; by default whichever fits better) fitted to the includes
     found per position by Poisson maximum likelihood;
     the includes left = the rate's integral over the unread positions; stop when found / (found + its upper
-    Poisson quantile at `confidence`) >= target. Not applied before `min_read` records (a rate fitted on a few
-    records says little)."""
+    Poisson quantile at `confidence`) >= target. Not applied before `min_read` records nor before
+    `includes_needed(share read)` includes (a rate fitted on a few records or includes says little; both relative
+    to the search's size as in the authors' code, so a 64-record search is not read to its end). As published, the
+    includes left are the best-fitting rate's; its uncertainty is not added (a likelihood-ratio or posterior
+    predictive bound on the decay met 0.9 in 97% of 39 CLEF 2017 runs but read 14% of N more)."""
 
     name = "counting_process"
     guarantee = "estimate"
     assumption = "includes arrive as a Poisson process whose rate falls along the ranking as the fitted curve"
 
-    def __init__(self, target_recall=0.95, confidence=0.95, rate="best", min_read=150):
+    def __init__(self, target_recall=0.95, confidence=0.95, rate="best", min_read=10):
         super().__init__(target_recall, confidence)
         self.rate = rate
         self.min_read = min_read
 
+    def counts(self, state):
+        """What the rate is fitted to: the labels read."""
+        return state.labels
+
     def remaining(self, state):
-        key = ("rate", self.rate)
+        """The includes expected in the unread positions: the fitted rate's integral there."""
+        key = ("rate", self.name, self.rate)
         if key not in state.cache:
-            state.cache[key] = fit_rate(state.labels, self.rate)
-        a, b, rate, _ = state.cache[key]
-        return rate_integral(a, b, state.read, state.records, rate), {"rate": rate, "rate_a": a, "rate_b": b}
+            a, b, rate, _ = fit_rate(self.counts(state), self.rate)
+            state.cache[key] = (
+                rate_integral(a, b, state.read, state.records, rate),
+                {"rate": rate, "rate_a": a, "rate_b": b},
+            )
+        return state.cache[key]
 
     def decide(self, state):
         if state.found == 0:
             return Decision(False, detail={"status": "no include found yet"})
         remaining, detail = self.remaining(state)
         decision = poisson_decision(state.found, remaining, self.target_recall, self.confidence, detail)
-        if state.read < min(self.min_read, state.records):
+        if state.read < min(self.min_read, state.records) or state.found < includes_needed(state.read / state.records):
             decision.stop = False
         return decision
 
@@ -106,11 +128,10 @@ class CountingProcessClassifierRule(CountingProcessRule):
             return Decision(False, detail={"status": "no ranker scores yet"})
         return super().decide(state)
 
+    def counts(self, state):
+        """The labels read, then the unread records' calibrated probabilities from the highest score down."""
+        return np.concatenate([state.labels, np.sort(probabilities(state)[1])[::-1]])
+
     def remaining(self, state):
-        unread = probabilities(state)[1]
-        key = ("rate_with_classifier", self.rate)
-        if key not in state.cache:
-            state.cache[key] = fit_rate(np.concatenate([state.labels, np.sort(unread)[::-1]]), self.rate)
-        a, b, rate, _ = state.cache[key]
-        fitted = rate_integral(a, b, state.read, state.records, rate)
-        return fitted, {"rate": rate, "rate_a": a, "rate_b": b, "classifier_remaining": float(unread.sum())}
+        remaining, detail = super().remaining(state)
+        return remaining, {**detail, "classifier_remaining": float(probabilities(state)[1].sum())}

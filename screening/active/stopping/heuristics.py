@@ -87,7 +87,9 @@ class KneeRule(StoppingRule):
     """The knee method (Cormack & Grossman, "Engineering Quality and Reliability in Technology-Assisted Review",
     SIGIR 2016), with their adjustments: at s records read with r includes, find the knee; the slope ratio
     rho = (r_knee / knee) / ((r - r_knee + 1) / (s - knee)); stop when s >= 150 and rho >= 156 - min(r, 150)
-    (6 once 150 includes are found; few includes need a much sharper knee)."""
+    (6 once 150 includes are found; few includes need a much sharper knee). `min_read` stays their absolute 150
+    (their adjustment is stated in records; on a smaller search the rule reads it all): a rule with no guarantee,
+    never recommended."""
 
     name = "knee"
     assumption = "the gain curve flattens once the includes are found: no guarantee"
