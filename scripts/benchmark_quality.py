@@ -56,6 +56,22 @@ REVIEWS = (
     "Cohen_2006_ACEInhibitors",
     "Appenzeller-Herzog_2020",
 )
+# the 13 CLEF TAR 2017 topics (data_dir/clef2017): CPU pipelines only; the fine-tunes stay on the six
+CLEF_REVIEWS = (
+    "CLEF2017_CD007427",
+    "CLEF2017_CD008691",
+    "CLEF2017_CD008760",
+    "CLEF2017_CD009020",
+    "CLEF2017_CD009135",
+    "CLEF2017_CD009185",
+    "CLEF2017_CD009944",
+    "CLEF2017_CD010023",
+    "CLEF2017_CD010386",
+    "CLEF2017_CD010542",
+    "CLEF2017_CD010632",
+    "CLEF2017_CD010633",
+    "CLEF2017_CD010705",
+)
 FOLDS, FOLD_SEED, BETA = 5, 471, 7.0
 FOLD_SEEDS = (471, 472, 473, 474, 475)  # the noise band: seed 471 (every other table) and four more
 CPU_MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr")
@@ -110,6 +126,12 @@ def shown(args, argv):
     return shlex.join(map(str, argv)).replace(shlex.quote(minilm_path()), MINILM_SHELL)
 
 
+def review_file(data_dir, review):
+    """<data_dir>/<review>.csv, else <data_dir>/clef2017/<review>.csv (the 13 CLEF TAR 2017 topics)."""
+    path = Path(data_dir) / f"{review}.csv"
+    return path if path.is_file() else Path(data_dir) / "clef2017" / f"{review}.csv"
+
+
 def run_dir(args, review, pipeline, seed=FOLD_SEED):
     """results_dir/<review>/<pipeline> for fold seed 471, results_dir/seed_<s>/<review>/<pipeline> for the others."""
     root = Path(args.results_dir) if seed == FOLD_SEED else Path(args.results_dir) / f"seed_{seed}"
@@ -153,7 +175,8 @@ def embedding_flags(args):
     """run_features.py's embedding flags for the MiniLM member (and its plain recipe, which reads the same cache)."""
     argv = ["--model_name_or_path", args.model_name_or_path, "--pooling", "mean", "--max_seq_length", "256"]
     argv += ["--bf16"] if args.bf16 else []
-    return argv + ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
+    cache = args.feature_cache_dir or str(Path(args.results_dir) / "feature_cache")
+    return argv + ["--batch_size", "32", "--feature_cache_dir", cache]
 
 
 def stage_features(args, review, data, seed=FOLD_SEED):
@@ -707,6 +730,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--bf16", action="store_true", help="bf16 for the MiniLM features and the fine-tune (a GPU, or a CPU with AMX)."
     )
+    parser.add_argument("--feature_cache_dir", default=None, help="MiniLM embedding cache (keyed by model, texts "
+                        "and settings; may be shared). Default: <results_dir>/feature_cache.")  # fmt: skip
     parser.add_argument("--parallel", type=int, default=1, help="Fine-tune this many reviews at once.")
     parser.add_argument("--seed_members", default=",".join(CPU_MEMBERS), help="Members the seeds stage runs "
                         "(e.g. tfidf_lr,tfidf_nb in a second process beside one running the features).")  # fmt: skip
@@ -727,7 +752,7 @@ def main(argv=None):
     stages = [s for s in args.stages.split(",") if s]
     if args.unpack:
         unpack(args, args.unpack)
-    data = {r: Path(args.data_dir) / f"{r}.csv" for r in reviews}
+    data = {r: review_file(args.data_dir, r) for r in reviews}
     for review in reviews:
         if "tfidf" in stages:
             stage_tfidf(args, review, data[review])
