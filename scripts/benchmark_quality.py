@@ -132,6 +132,13 @@ def review_file(data_dir, review):
     return path if path.is_file() else Path(data_dir) / "clef2017" / f"{review}.csv"
 
 
+def num_folds(data, label_column="judgement"):
+    """FOLDS, or the review's include count when it has fewer (every stratified fold needs one include, so
+    CLEF2017_CD010386, 2 includes, gets 2 folds and CLEF2017_CD010633, 4 includes, gets 4)."""
+    includes = int(pd.read_csv(data, usecols=[label_column], keep_default_na=False)[label_column].sum())
+    return min(FOLDS, includes)
+
+
 def run_dir(args, review, pipeline, seed=FOLD_SEED):
     """results_dir/<review>/<pipeline> for fold seed 471, results_dir/seed_<s>/<review>/<pipeline> for the others."""
     root = Path(args.results_dir) if seed == FOLD_SEED else Path(args.results_dir) / f"seed_{seed}"
@@ -166,7 +173,7 @@ def stage_tfidf(args, review, data, seed=FOLD_SEED, pipelines=("tfidf_lr", "tfid
             continue
         if complete(out):
             continue
-        argv = ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
+        argv = ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(num_folds(data))]
         argv += ["--fold_seed", str(seed), "--classifier", classifier]
         timed(out, lambda argv=argv: main(argv), "python scripts/run_tfidf.py " + shlex.join(argv))
 
@@ -187,7 +194,8 @@ def stage_features(args, review, data, seed=FOLD_SEED):
     out = run_dir(args, review, "minilm_features_lr", seed)
     if complete(out):
         return
-    argv = embedding_flags(args) + ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
+    argv = embedding_flags(args) + ["--train_file", str(data), "--output_dir", str(out)]
+    argv += ["--num_folds", str(num_folds(data))]
     argv += ["--fold_seed", str(seed)]  # the defaults: unit-length vectors, balanced LR with C = 1
     timed(out, lambda: main(argv), "python scripts/run_features.py " + shown(args, argv))
 
