@@ -1,14 +1,18 @@
 #!/usr/bin/env python
-"""Quality benchmark on the six real reviews, each on its own (in-review 5-fold CV, fold seed 471, beta 7):
-TF-IDF + LR and + complement NB, frozen MiniLM features + LR, MiniLM fine-tuned with run_classification.py
---num_folds 5, and a rank-average stack of them. Writes benchmarks/quality.md.
+"""Quality benchmark on 19 real reviews, each on its own (in-review 5-fold CV, fold seed 471, beta 7): the six of
+--data_dir and the 13 CLEF TAR 2017 topics of --data_dir/clef2017, each group's mean shown apart, then all 19.
+TF-IDF + LR and + complement NB, frozen MiniLM features + LR and their stacks on all 19; MiniLM fine-tuned with
+run_classification.py --num_folds 5, and the stacks over every member, on the six only. A review with fewer than
+5 includes gets as many folds as includes (CLEF2017_CD010386: 2, CLEF2017_CD010633: 4), so every fold holds one.
+Writes benchmarks/quality.md.
 
 Stages (each resumable; a finished run or fold is skipped). The runs go to --results_dir (benchmarks/quality_runs),
 whose .gitignore keeps the fine-tunes' small result files in git, so a fresh clone rebuilds the table from them
 and reruns only the quick pipelines:
 
-    # CPU: baselines, features, stack and table (fine-tune results are read from --results_dir if present)
-    python scripts/benchmark_quality.py --stages tfidf,features,stack,table
+    # CPU: baselines, features, stack and table (fine-tune results are read from --results_dir if present); the
+    # MiniLM embeddings in a cache that other runs may share
+    python scripts/benchmark_quality.py --stages tfidf,features,stack,table --feature_cache_dir /work/cache/emb
 
     # GPU: MiniLM features (embedding on the GPU) and both fine-tunes (the cut one and the partly frozen one),
     # reviews in parallel processes; then pack the small result files (OOF, metrics, logs; no models) whatever
