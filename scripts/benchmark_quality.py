@@ -12,7 +12,7 @@ and reruns only the quick pipelines:
 
     # CPU: baselines, features, stack and table (fine-tune results are read from --results_dir if present); the
     # MiniLM embeddings in a cache that other runs may share
-    python scripts/benchmark_quality.py --stages tfidf,features,stack,table --feature_cache_dir /work/cache/emb
+    python scripts/benchmark_quality.py --stages tfidf,features,stack,table --feature_cache_dir ~/.cache/screening/emb
 
     # GPU: MiniLM features (embedding on the GPU) and both fine-tunes (the cut one and the partly frozen one),
     # reviews in parallel processes; then pack the small result files (OOF, metrics, logs; no models) whatever
