@@ -474,20 +474,22 @@ def seed_section(args, reviews):
     pipelines = SEED_PIPELINES + FINETUNES
     runs = {(name, p): honest_by_seed(args, members, p) for name, members in groups for p in pipelines}
     last, everyone = groups[-1]
-    complete_runs = [p for p in WITHOUT_TRANSFORMER if len(runs[last, p]) == len(FOLD_SEEDS)]
+    most = max(len(runs[last, p]) for p in WITHOUT_TRANSFORMER)
+    complete_runs = [p for p in WITHOUT_TRANSFORMER if most and len(runs[last, p]) == most]
     best_without = max(complete_runs, key=lambda p: np.mean(list(runs[last, p].values())), default=None)
     lines = [
         "",
-        "## Fold-seed noise band: honest F7 over five fold seeds",
+        "## Fold-seed noise band: honest F7 over fold seeds",
         "",
-        f"The same K-fold CV repeated with fold seeds {seeds} (471 as everywhere else, then four more); mean ± "
-        "sample s.d. over the seeds of each group's mean. The stacks here are over CPU members only (the same "
+        f"The same K-fold CV repeated with fold seeds {seeds} (471 as everywhere else, then four more); the seeds "
+        "column says at how many a pipeline has a run on every review of a group (a group's cell uses those); mean "
+        "± sample s.d. over the seeds of each group's mean. The stacks here are over CPU members only (the same "
         "members at every seed), each fixed in advance: `tfidf_stack_rank` (TF-IDF + LR and + NB: the best without "
         "a transformer member can do), `fusion_rank` (TF-IDF + LR and the MiniLM features, the plain late fusion), "
         "`cpu_stack_rank` / `cpu_stack_lr` (all three CPU members). **Δ** = paired difference of the group's mean "
         "honest F7 over the seeds (same folds for both): a gap smaller than about twice its s.d. is noise. "
         f"**Δ vs best w/o transformer** ({last}) compares with `{best_without}`, the best of "
-        f"{', '.join(f'`{p}`' for p in WITHOUT_TRANSFORMER)} on the five-seed mean of {last}. The fine-tunes ran "
+        f"{', '.join(f'`{p}`' for p in WITHOUT_TRANSFORMER)} on the mean over the seeds of {last}. The fine-tunes ran "
         "on the six only, at fold seed 471 (see the notes for their cost).",
         "",
         "| pipeline | seeds | "
@@ -505,7 +507,8 @@ def seed_section(args, reviews):
         delta_best = "–"
         if best_without and p not in WITHOUT_TRANSFORMER and runs[last, p]:
             delta_best = paired(runs[last, p], runs[last, best_without])[0]
-        seeds_run = max(len(runs[name, p]) for name, _ in groups)
+        counts = [len(runs[name, p]) for name, _ in groups]
+        seeds_run = counts[0] if len(set(counts)) == 1 else " / ".join(map(str, counts))  # per group when they differ
         lines.append(f"| {p} | {seeds_run} | " + " | ".join(cells) + f" | {delta_best} |")
 
     lines += [
