@@ -265,7 +265,8 @@ def stage_seeds(args, reviews, data):
     from screening.pipelines.stacking import stack_runs
 
     only = set(args.seed_members.split(","))
-    for seed in FOLD_SEEDS[::-1] if args.reverse_seeds else FOLD_SEEDS:
+    seeds = [int(seed) for seed in args.fold_seeds.split(",")]
+    for seed in seeds[::-1] if args.reverse_seeds else seeds:
         for review in reviews:
             if only & {"tfidf_lr", "tfidf_nb"}:
                 stage_tfidf(args, review, data[review], seed, only)
@@ -872,6 +873,11 @@ def parse_args(argv=None):
     parser.add_argument("--parallel", type=int, default=1, help="Fine-tune this many reviews at once.")
     parser.add_argument("--seed_members", default=",".join(CPU_MEMBERS), help="Members the seeds stage runs "
                         "(e.g. tfidf_lr,tfidf_nb in a second process beside one running the features).")  # fmt: skip
+    parser.add_argument(
+        "--fold_seeds",
+        default=",".join(map(str, FOLD_SEEDS)),
+        help="Seeds stage: these fold seeds only (e.g. one per process); the tables read every seed of FOLD_SEEDS.",
+    )
     parser.add_argument("--reverse_seeds", action="store_true", help="Seeds stage: last fold seed first.")
     parser.add_argument("--pack", default=None, help="Write the fine-tune results (no models) to this .tar.gz.")
     parser.add_argument("--unpack", default=None, help="Extract a --pack archive into --results_dir first.")
