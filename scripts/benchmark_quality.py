@@ -1,14 +1,18 @@
 #!/usr/bin/env python
-"""Quality benchmark on the six real reviews, each on its own (in-review 5-fold CV, fold seed 471, beta 7):
-TF-IDF + LR and + complement NB, frozen MiniLM features + LR, MiniLM fine-tuned with run_classification.py
---num_folds 5, and a rank-average stack of them. Writes benchmarks/quality.md.
+"""Quality benchmark on 19 real reviews, each on its own (in-review 5-fold CV, fold seed 471, beta 7): the six of
+--data_dir and the 13 CLEF TAR 2017 topics of --data_dir/clef2017, each group's mean shown apart, then all 19.
+TF-IDF + LR and + complement NB, frozen MiniLM features + LR and their stacks on all 19; MiniLM fine-tuned with
+run_classification.py --num_folds 5, and the stacks over every member, on the six only. A review with fewer than
+5 includes gets as many folds as includes (CLEF2017_CD010386: 2, CLEF2017_CD010633: 4), so every fold holds one.
+Writes benchmarks/quality.md.
 
 Stages (each resumable; a finished run or fold is skipped). The runs go to --results_dir (benchmarks/quality_runs),
 whose .gitignore keeps the fine-tunes' small result files in git, so a fresh clone rebuilds the table from them
 and reruns only the quick pipelines:
 
-    # CPU: baselines, features, stack and table (fine-tune results are read from --results_dir if present)
-    python scripts/benchmark_quality.py --stages tfidf,features,stack,table
+    # CPU: baselines, features, stack and table (fine-tune results are read from --results_dir if present); the
+    # MiniLM embeddings in a cache that other runs may share
+    python scripts/benchmark_quality.py --stages tfidf,features,stack,table --feature_cache_dir ~/.cache/screening/emb
 
     # GPU: MiniLM features (embedding on the GPU) and both fine-tunes (the cut one and the partly frozen one),
     # reviews in parallel processes; then pack the small result files (OOF, metrics, logs; no models) whatever
@@ -28,6 +32,7 @@ and reruns only the quick pipelines:
 """
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -55,6 +60,22 @@ REVIEWS = (
     "CLEF2017_CD010438",
     "Cohen_2006_ACEInhibitors",
     "Appenzeller-Herzog_2020",
+)
+# the 13 CLEF TAR 2017 topics (data_dir/clef2017): CPU pipelines only; the fine-tunes stay on the six
+CLEF_REVIEWS = (
+    "CLEF2017_CD007427",
+    "CLEF2017_CD008691",
+    "CLEF2017_CD008760",
+    "CLEF2017_CD009020",
+    "CLEF2017_CD009135",
+    "CLEF2017_CD009185",
+    "CLEF2017_CD009944",
+    "CLEF2017_CD010023",
+    "CLEF2017_CD010386",
+    "CLEF2017_CD010542",
+    "CLEF2017_CD010632",
+    "CLEF2017_CD010633",
+    "CLEF2017_CD010705",
 )
 FOLDS, FOLD_SEED, BETA = 5, 471, 7.0
 FOLD_SEEDS = (471, 472, 473, 474, 475)  # the noise band: seed 471 (every other table) and four more
@@ -110,6 +131,19 @@ def shown(args, argv):
     return shlex.join(map(str, argv)).replace(shlex.quote(minilm_path()), MINILM_SHELL)
 
 
+def review_file(data_dir, review):
+    """<data_dir>/<review>.csv, else <data_dir>/clef2017/<review>.csv (the 13 CLEF TAR 2017 topics)."""
+    path = Path(data_dir) / f"{review}.csv"
+    return path if path.is_file() else Path(data_dir) / "clef2017" / f"{review}.csv"
+
+
+def num_folds(data, label_column="judgement"):
+    """FOLDS, or the review's include count when it has fewer (every stratified fold needs one include, so
+    CLEF2017_CD010386, 2 includes, gets 2 folds and CLEF2017_CD010633, 4 includes, gets 4)."""
+    includes = int(pd.read_csv(data, usecols=[label_column], keep_default_na=False)[label_column].sum())
+    return min(FOLDS, includes)
+
+
 def run_dir(args, review, pipeline, seed=FOLD_SEED):
     """results_dir/<review>/<pipeline> for fold seed 471, results_dir/seed_<s>/<review>/<pipeline> for the others."""
     root = Path(args.results_dir) if seed == FOLD_SEED else Path(args.results_dir) / f"seed_{seed}"
@@ -144,7 +178,7 @@ def stage_tfidf(args, review, data, seed=FOLD_SEED, pipelines=("tfidf_lr", "tfid
             continue
         if complete(out):
             continue
-        argv = ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
+        argv = ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(num_folds(data))]
         argv += ["--fold_seed", str(seed), "--classifier", classifier]
         timed(out, lambda argv=argv: main(argv), "python scripts/run_tfidf.py " + shlex.join(argv))
 
@@ -153,7 +187,8 @@ def embedding_flags(args):
     """run_features.py's embedding flags for the MiniLM member (and its plain recipe, which reads the same cache)."""
     argv = ["--model_name_or_path", args.model_name_or_path, "--pooling", "mean", "--max_seq_length", "256"]
     argv += ["--bf16"] if args.bf16 else []
-    return argv + ["--batch_size", "32", "--feature_cache_dir", str(Path(args.results_dir) / "feature_cache")]
+    cache = args.feature_cache_dir or str(Path(args.results_dir) / "feature_cache")
+    return argv + ["--batch_size", "32", "--feature_cache_dir", cache]
 
 
 def stage_features(args, review, data, seed=FOLD_SEED):
@@ -164,7 +199,8 @@ def stage_features(args, review, data, seed=FOLD_SEED):
     out = run_dir(args, review, "minilm_features_lr", seed)
     if complete(out):
         return
-    argv = embedding_flags(args) + ["--train_file", str(data), "--output_dir", str(out), "--num_folds", str(FOLDS)]
+    argv = embedding_flags(args) + ["--train_file", str(data), "--output_dir", str(out)]
+    argv += ["--num_folds", str(num_folds(data))]
     argv += ["--fold_seed", str(seed)]  # the defaults: unit-length vectors, balanced LR with C = 1
     timed(out, lambda: main(argv), "python scripts/run_features.py " + shown(args, argv))
 
@@ -181,7 +217,7 @@ def finetune_command(args, review, data, pipeline):
 
 def stage_finetune(args, reviews, pipeline="minilm_finetune"):
     """Reviews in `--parallel` processes (in --reviews order), each a run_classification.py --num_folds 5 run."""
-    queue = [r for r in reviews if not complete(run_dir(args, r, pipeline))]
+    queue = [r for r in reviews if run_on(r, pipeline) and not complete(run_dir(args, r, pipeline))]
     running = []
     while queue or running:
         while queue and len(running) < args.parallel:
@@ -208,8 +244,11 @@ def stage_finetune(args, reviews, pipeline="minilm_finetune"):
 
 
 def stage_stack(args, review):
+    """The stacks over every member present (the fine-tunes included): on the six only, like the fine-tunes."""
     from screening.pipelines.stacking import stack_runs
 
+    if not run_on(review, next(iter(STACKS))):
+        return
     members = [run_dir(args, review, m) for m in MEMBERS if (run_dir(args, review, m) / "oof.csv").is_file()]
     if len(members) < 2:
         return
@@ -226,7 +265,8 @@ def stage_seeds(args, reviews, data):
     from screening.pipelines.stacking import stack_runs
 
     only = set(args.seed_members.split(","))
-    for seed in FOLD_SEEDS[::-1] if args.reverse_seeds else FOLD_SEEDS:
+    seeds = [int(seed) for seed in args.fold_seeds.split(",")]
+    for seed in seeds[::-1] if args.reverse_seeds else seeds:
         for review in reviews:
             if only & {"tfidf_lr", "tfidf_nb"}:
                 stage_tfidf(args, review, data[review], seed, only)
@@ -344,6 +384,8 @@ def figures(out):
         "roc_auc": pooled["roc_auc"],
         "fold_auc": float(np.mean(per_fold)),
         "all_pos": pooled["all_positive_fbeta"],
+        "includes": int(labels.sum()),
+        "folds": len(np.unique(folds)),
         "wall_s": None,
         "command": None,
     }
@@ -362,19 +404,20 @@ def ran(meta):
     return f" (ran {', '.join(known)})" if known else ""
 
 
+@functools.cache
+def honest_of(out):
+    """Honest OOF F7 of a finished run (folds without an include still count: the confusion counts are pooled)."""
+    oof = read_oof(out)
+    return honest_oof_fbeta(oof["label"], oof["probability"], oof["fold"], BETA)[0]
+
+
 def honest_by_seed(args, reviews, pipeline):
     """{seed: [honest F7 per review]} for the seeds where the pipeline has a finished run on every review."""
     found = {}
     for seed in FOLD_SEEDS:
-        values = []
-        for review in reviews:
-            out = run_dir(args, review, pipeline, seed)
-            if not (out / "oof.csv").is_file():
-                break
-            oof = read_oof(out)
-            values.append(honest_oof_fbeta(oof["label"], oof["probability"], oof["fold"], BETA)[0])
-        if len(values) == len(reviews):
-            found[seed] = values
+        outs = [run_dir(args, review, pipeline, seed) for review in reviews]
+        if all((out / "oof.csv").is_file() for out in outs):
+            found[seed] = [honest_of(out) for out in outs]
     return found
 
 
@@ -388,7 +431,7 @@ def mean_sd(values):
 
 
 def paired(by_seed, reference):
-    """Mean ± s.d. over the shared seeds of the paired difference of six-review means (`by_seed` - `reference`)."""
+    """Mean ± s.d. over the shared seeds of the paired difference of review means (`by_seed` - `reference`)."""
     gaps = [np.mean(by_seed[s]) - np.mean(reference[s]) for s in by_seed if s in reference]
     if not gaps:
         return "–", None
@@ -396,66 +439,138 @@ def paired(by_seed, reference):
     return f"{np.mean(gaps):+.3f}{spread}", gaps
 
 
+def review_groups(reviews):
+    """[(name, reviews)]: the six, the CLEF 2017 topics and any others among `reviews`, each apart, then all of
+    them when there is more than one group (means are shown per group: the groups differ in kind and size)."""
+    six = [r for r in reviews if r in REVIEWS]
+    clef = [r for r in reviews if r in CLEF_REVIEWS]
+    other = [r for r in reviews if r not in six and r not in clef]
+    groups = [
+        ("six" if len(six) == len(REVIEWS) else f"{len(six)} of the six", six),
+        (f"CLEF 2017 ({len(clef)})", clef),
+        (f"other ({len(other)})", other),
+    ]
+    groups = [(name, members) for name, members in groups if members]
+    if len(groups) > 1:
+        groups.append((f"all {len(reviews)}", list(reviews)))
+    return groups
+
+
+def run_on(review, pipeline):
+    """Whether the benchmark runs `pipeline` on `review`: the fine-tunes and the stacks over them stay on the six
+    (hours of CPU each); the CPU pipelines run everywhere."""
+    return pipeline in SEED_PIPELINES or pipeline in PLAIN_RECIPES.values() or review not in CLEF_REVIEWS
+
+
+def fold_count(out):
+    return int(read_oof(out)["fold"].nunique())
+
+
 def seed_section(args, reviews):
-    """(a) Honest F7 over FOLD_SEEDS: per review and six-review mean, mean ± s.d. over seeds, and the paired
-    differences to the baseline and to the best pipeline without a transformer member (the same folds for all),
-    so a gap is read against its noise."""
+    """(a) Honest F7 over FOLD_SEEDS: each group's mean (the six, the CLEF topics, all) with its s.d. over the seeds
+    and paired differences to the baseline and to the best pipeline without a transformer member (the same folds
+    for all), so a gap is read against its noise; then per review, with its include count and folds."""
     seeds = ", ".join(map(str, FOLD_SEEDS))
-    runs = {p: honest_by_seed(args, reviews, p) for p in SEED_PIPELINES + FINETUNES}
-    complete_runs = {p: v for p, v in runs.items() if len(v) == len(FOLD_SEEDS)}
-    without = [p for p in WITHOUT_TRANSFORMER if p in complete_runs]
-    best_without = max(without, key=lambda p: np.mean(list(complete_runs[p].values()))) if without else None
+    groups = review_groups(reviews)
+    pipelines = SEED_PIPELINES + FINETUNES
+    runs = {(name, p): honest_by_seed(args, members, p) for name, members in groups for p in pipelines}
+    last = groups[-1][0]
+    most = max(len(runs[last, p]) for p in WITHOUT_TRANSFORMER)
+    complete_runs = [p for p in WITHOUT_TRANSFORMER if most and len(runs[last, p]) == most]
+    best_without = max(complete_runs, key=lambda p: np.mean(list(runs[last, p].values())), default=None)
     lines = [
         "",
-        "## Fold-seed noise band: honest F7 over five fold seeds",
+        "## Fold-seed noise band: honest F7 over fold seeds",
         "",
-        f"The same 5-fold CV repeated with fold seeds {seeds} (471 as everywhere else, then four more); mean ± "
-        "sample s.d. over the seeds. The stacks here are over CPU members only (the same members at every seed), "
-        "each fixed in advance: `tfidf_stack_rank` (TF-IDF + LR and + NB: the best without a transformer "
-        "member can do), `fusion_rank` (TF-IDF + LR and the MiniLM features, the plain late fusion), "
-        "`cpu_stack_rank` / `cpu_stack_lr` (all three CPU members). **Δ** columns are paired differences of the "
-        "six-review mean honest F7 over the seeds (same folds for both): a gap smaller than about twice its s.d. "
-        f"is noise. **Δ vs best w/o transformer** compares with `{best_without}`, the best of "
-        f"{', '.join(f'`{p}`' for p in WITHOUT_TRANSFORMER)} on the five-seed mean. The fine-tunes are at the "
-        "seeds they were run at (see the notes for their cost).",
+        f"The same K-fold CV repeated with fold seeds {seeds} (471 as everywhere else, then four more); the seeds "
+        "column says at how many a pipeline has a run on every review of a group (a group's cell uses those); mean "
+        "± sample s.d. over the seeds of each group's mean. The stacks here are over CPU members only (the same "
+        "members at every seed), each fixed in advance: `tfidf_stack_rank` (TF-IDF + LR and + NB: the best without "
+        "a transformer member can do), `fusion_rank` (TF-IDF + LR and the MiniLM features, the plain late fusion), "
+        "`cpu_stack_rank` / `cpu_stack_lr` (all three CPU members). **Δ** = paired difference of the group's mean "
+        "honest F7 over the seeds (same folds for both): a gap smaller than about twice its s.d. is noise. "
+        f"**Δ vs best w/o transformer** ({last}) compares with `{best_without}`, the best of "
+        f"{', '.join(f'`{p}`' for p in WITHOUT_TRANSFORMER)} on the mean over the seeds of {last}. The fine-tunes ran "
+        "on the six only, at fold seed 471 (see the notes for their cost).",
         "",
-        "| pipeline | seeds | " + " | ".join(reviews) + " | six-review mean | Δ vs tfidf_lr "
-        "| Δ vs best w/o transformer |",
-        "|---|---:|" + "---:|" * (len(reviews) + 3),
+        "| pipeline | seeds | "
+        + " | ".join(f"{name} mean | Δ vs {BASELINE} ({name})" for name, _ in groups)
+        + f" | Δ vs best w/o transformer ({last}) |",
+        "|---|---:|" + "---:|---:|" * len(groups) + "---:|",
     ]
-    for pipeline, by_seed in runs.items():
-        if not by_seed:
-            lines.append(f"| {pipeline} | 0 | " + " | ".join("–" for _ in reviews) + " | – | – | – |")
-            continue
-        matrix = np.array(list(by_seed.values()))  # seeds x reviews
-        cells = [mean_sd(matrix[:, j]) for j in range(len(reviews))]
-        delta = paired(by_seed, runs[BASELINE])[0] if pipeline != BASELINE else "–"
+    for p in pipelines:
+        cells = []
+        for name, _ in groups:
+            by_seed = runs[name, p]
+            matrix = np.array(list(by_seed.values())) if by_seed else np.empty((0, 0))
+            cells.append(f"**{mean_sd(matrix.mean(axis=1))}**" if by_seed else "–")
+            cells.append(paired(by_seed, runs[name, BASELINE])[0] if p != BASELINE and by_seed else "–")
         delta_best = "–"
-        if best_without and pipeline not in WITHOUT_TRANSFORMER:
-            delta_best = paired(by_seed, complete_runs[best_without])[0]
-        lines.append(
-            f"| {pipeline} | {len(by_seed)} | " + " | ".join(cells) + f" | **{mean_sd(matrix.mean(axis=1))}** "
-            f"| {delta} | {delta_best} |"
-        )
+        if best_without and p not in WITHOUT_TRANSFORMER and runs[last, p]:
+            delta_best = paired(runs[last, p], runs[last, best_without])[0]
+        counts = [len(runs[name, p]) for name, _ in groups]
+        seeds_run = counts[0] if len(set(counts)) == 1 else " / ".join(map(str, counts))  # per group when they differ
+        lines.append(f"| {p} | {seeds_run} | " + " | ".join(cells) + f" | {delta_best} |")
+
+    lines += [
+        "",
+        "Per review: honest F7 mean ± s.d. over the fold seeds; all_pos = F7 of including every record; folds = "
+        f"the review's K (the {FOLDS} folds, or as many folds as includes where it has fewer, so that every "
+        "stratified fold holds one).",
+        "",
+        "| review | includes | folds | all_pos | " + " | ".join(pipelines) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(pipelines),
+    ]
+    for name, members in groups:
+        for review in members if not name.startswith("all") else []:
+            base = run_dir(args, review, BASELINE)
+            if not (base / "oof.csv").is_file():
+                cells = ["missing" if run_on(review, p) else "–" for p in pipelines]
+                lines.append(f"| {review} | | | | " + " | ".join(cells) + " |")
+                continue
+            oof = read_oof(base)
+            all_pos = screening_metrics(oof["label"].to_numpy(), oof["probability"].to_numpy(), BETA)
+            cells = []
+            for p in pipelines:
+                by_seed = honest_by_seed(args, [review], p)
+                cells.append(mean_sd([v[0] for v in by_seed.values()]) if by_seed else "–")
+            lines.append(
+                f"| {review} | {int(oof['label'].sum())} | {oof['fold'].nunique()} | "
+                f"{fmt(all_pos['all_positive_fbeta'])} | " + " | ".join(cells) + " |"
+            )
+        all_pos = [all_positive_fbeta(args, r) for r in members]
+        cells = [f"**{mean_sd([np.mean(v) for v in runs[name, p].values()])}**" for p in pipelines]
+        mean_pos = fmt(float(np.mean(all_pos))) if None not in all_pos else "–"
+        lines.append(f"| **mean, {name}** | | | {mean_pos} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Each member against its plain recipe (scikit-learn alone on the member's folds, records and texts: "
         "`plain_complement_nb` = `ComplementNB()` with balanced sample weights on 1-2-gram sublinear TF-IDF, "
         "min_df 2; `plain_unit_features_lr` = `LogisticRegression(C=1, class_weight='balanced')` on the same "
-        "MiniLM vectors scaled to unit length); six-review mean honest F7 over the seeds, paired gap:",
+        "MiniLM vectors scaled to unit length); each group's mean honest F7 over the seeds, paired gap:",
         "",
-        "| member | seeds | member | plain recipe | member - plain |",
-        "|---|---:|---:|---:|---:|",
+        "| member | group | seeds | member | plain recipe | member - plain |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for member, plain in PLAIN_RECIPES.items():
-        ours, theirs = runs[member], honest_by_seed(args, reviews, plain)
-        shared = [s for s in ours if s in theirs]
-        gap = paired({s: ours[s] for s in shared}, theirs)[0]
-        lines.append(
-            f"| `{member}` vs `{plain}` | {len(shared)} | {mean_sd([np.mean(ours[s]) for s in shared])} "
-            f"| {mean_sd([np.mean(theirs[s]) for s in shared])} | {gap} |"
-        )
+        for name, members in groups:
+            ours, theirs = runs[name, member], honest_by_seed(args, members, plain)
+            shared = [s for s in ours if s in theirs]
+            gap = paired({s: ours[s] for s in shared}, theirs)[0]
+            lines.append(
+                f"| `{member}` vs `{plain}` | {name} | {len(shared)} | {mean_sd([np.mean(ours[s]) for s in shared])} "
+                f"| {mean_sd([np.mean(theirs[s]) for s in shared])} | {gap} |"
+            )
     return lines
+
+
+def all_positive_fbeta(args, review):
+    """F7 of including every record of the review (None before its baseline run exists)."""
+    out = run_dir(args, review, BASELINE)
+    if not (out / "oof.csv").is_file():
+        return None
+    oof = read_oof(out)
+    return screening_metrics(oof["label"].to_numpy(), oof["probability"].to_numpy(), BETA)["all_positive_fbeta"]
 
 
 def recall_figures_of(out, confidence):
@@ -465,6 +580,7 @@ def recall_figures_of(out, confidence):
     rule = ThresholdArguments("recall", RECALL_TARGET, confidence)
     result = honest_oof(oof["label"].to_numpy(), oof["probability"].to_numpy(), oof["fold"].to_numpy(), BETA, rule)
     result["certified_folds"] = sum(bool(c) for c in result["certified"].values())
+    result["folds"] = len(result["certified"])
     return result
 
 
@@ -473,8 +589,9 @@ def recall_cell(r):
 
 
 def recall_section(args, reviews):
-    """(b) Recall target 0.95 at confidence 0.5 and 0.95, honest, per review and pooled over the reviews'
-    includes (found and known includes, records read and records summed over the six reviews)."""
+    """(b) Recall target 0.95 at confidence 0.5 and 0.95, honest, per review and pooled over each group's includes
+    (found and known includes, records read and records summed over the group's reviews)."""
+    groups = review_groups(reviews)
     lines = [
         "",
         f"## Recall target {RECALL_TARGET:g}: honest achieved recall, share to read, WSS",
@@ -482,13 +599,13 @@ def recall_section(args, reviews):
         f"`--threshold_objective recall --target_recall {RECALL_TARGET:g}` at `--recall_confidence` 0.5 (the point "
         f"estimate: found/known >= {RECALL_TARGET:g} on the other folds' includes) and 0.95 (the one-sided "
         "Clopper-Pearson lower bound must reach it), applied honestly: each fold labelled at the threshold chosen "
-        f"on the other four folds' OOF, counts pooled (fold seed {FOLD_SEED}). recall = found/known includes "
-        "(exact 95% interval in the pooled row), read = share of records at or above the threshold, WSS = (N - "
-        "read)/N - (1 - recall). **pooled** sums the six reviews' includes, found includes, records and reads. "
-        "Each cell: recall (found/known) · read · WSS. certified = folds (of 5) whose threshold could certify the "
-        "target on the other four folds' includes (the same for every pipeline: it depends only on how many "
+        f"on the other folds' OOF, counts pooled (fold seed {FOLD_SEED}). recall = found/known includes "
+        "(exact 95% interval in the pooled rows), read = share of records at or above the threshold, WSS = (N - "
+        "read)/N - (1 - recall). **pooled** sums a group's includes, found includes, records and reads. "
+        "Each cell: recall (found/known) · read · WSS. certified = folds whose threshold could certify the "
+        "target on the other folds' includes (the same for every pipeline: it depends only on how many "
         "includes there are); the others used the lowest threshold that keeps every include it was chosen on "
-        "(certifying 0.95 at 95% confidence needs 59 includes, all found, so only the two Wallace reviews can).",
+        "(certifying 0.95 at 95% confidence needs 59 includes, all found).",
     ]
     for confidence in RECALL_CONFIDENCES:
         present = [p for p in SEED_PIPELINES if all((run_dir(args, r, p) / "oof.csv").is_file() for r in reviews)]
@@ -497,32 +614,45 @@ def recall_section(args, reviews):
         header = "| review | includes | " + " | ".join(present) + " | certified |"
         rule_line = "|---|---:|" + "---:|" * len(present) + "---:|"
         lines += ["", f"### Confidence {confidence:g}", "", header, rule_line]
-        pooled = {p: [] for p in present}
-        for review in reviews:
-            results = {p: recall_figures_of(run_dir(args, review, p), confidence) for p in present}
+        results = {(r, p): recall_figures_of(run_dir(args, r, p), confidence) for r in reviews for p in present}
+        intervals = []
+        for name, members in groups:
+            if name.startswith("all"):
+                lines.append("| | | " + " | ".join("" for _ in present) + " | |")
+            else:
+                for review in members:
+                    first = results[review, present[0]]
+                    lines.append(
+                        f"| {review} | {first['includes']} | "
+                        + " | ".join(recall_cell(results[review, p]) for p in present)
+                        + f" | {first['certified_folds']}/{first['folds']} |"
+                    )
+            cells, group_intervals = [], []
             for p in present:
-                pooled[p].append(results[p])
-            first = results[present[0]]
-            lines.append(
-                f"| {review} | {first['includes']} | "
-                + " | ".join(recall_cell(results[p]) for p in present)
-                + f" | {first['certified_folds']}/{FOLDS} |"
-            )
-        cells, intervals = [], []
-        for p in present:
-            found = sum(r["includes_found"] for r in pooled[p])
-            known = sum(r["includes"] for r in pooled[p])
-            read = sum(r["records_read"] for r in pooled[p])
-            records = sum(r["records"] for r in pooled[p])
-            total = recall_figures(found, known, read, records)
-            cells.append(recall_cell(total))
-            intervals.append(
-                f"`{p}` {total['recall']:.3f} [{total['recall_ci_low']:.3f}, {total['recall_ci_high']:.3f}]"
-            )
-        known = sum(r["includes"] for r in pooled[present[0]])
-        lines.append(f"| **pooled** | {known} | " + " | ".join(cells) + " | |")
-        lines += ["", "Pooled recall with its exact 95% interval: " + "; ".join(intervals) + "."]
+                pooled = [results[r, p] for r in members]
+                found = sum(r["includes_found"] for r in pooled)
+                known = sum(r["includes"] for r in pooled)
+                read = sum(r["records_read"] for r in pooled)
+                records = sum(r["records"] for r in pooled)
+                total = recall_figures(found, known, read, records)
+                cells.append(recall_cell(total))
+                group_intervals.append(
+                    f"`{p}` {total['recall']:.3f} [{total['recall_ci_low']:.3f}, {total['recall_ci_high']:.3f}]"
+                )
+            known = sum(results[r, present[0]]["includes"] for r in members)
+            lines.append(f"| **pooled, {name}** | {known} | " + " | ".join(cells) + " | |")
+            intervals.append(f"{name}: " + "; ".join(group_intervals))
+        lines += ["", "Pooled recall with its exact 95% interval, " + ". ".join(intervals) + "."]
     return lines
+
+
+def cpu_info():
+    """lscpu's model name and whether the CPU has the bf16 matrix units (avx512_bf16, AMX)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    units = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx512_bf16", "amx_tile"))
+    return f"{fields.get('model name', 'unknown CPU')} ({units}; {len(os.sched_getaffinity(0))} cores)"
 
 
 def machine():
@@ -559,20 +689,27 @@ def table(args, reviews):
     from screening.pipelines.tfidf import TfidfArguments
 
     date, commit = provenance()
+    groups = review_groups(reviews)
     rows = {}
     for review in reviews:
         for pipeline in PIPELINES:
             out = run_dir(args, review, pipeline)
             rows[review, pipeline] = figures(out) if (out / "oof.csv").is_file() else None
+    groups_said = ", ".join(f"{name}: {len(members)}" for name, members in groups[:-1] or groups)
     lines = [
-        "# Quality benchmark: six real reviews, each on its own",
+        f"# Quality benchmark: {len(reviews)} real reviews, each on its own",
         "",
-        f"In-review stratified {FOLDS}-fold CV (fold seed {FOLD_SEED}, the same folds for every pipeline), "
-        f"F-beta with beta {BETA:g}. **honest** = each fold labelled at the threshold that is best on the other "
-        "folds' OOF predictions (what a user gets); **optimistic** = best threshold on all OOF; all_pos = F7 of "
-        "including every record. roc_auc is over the pooled OOF, fold_auc the mean of the five per-fold AUCs "
-        "(far apart = fold scores not comparable). Made by `scripts/benchmark_quality.py`; the exact command of "
-        "every run is in the last section and in each run's `summary.md`.",
+        f"Reviews ({groups_said}): the six of `data/` and the CLEF TAR 2017 topics of `data/clef2017/`; each group's "
+        "mean is shown apart, then all of them. In-review stratified K-fold CV, K = "
+        f"{FOLDS} (fold seed {FOLD_SEED}, the same folds for every pipeline), or as many folds as the review has "
+        "includes where it has fewer than five (CLEF2017_CD010386: 2 includes, 2 folds; CLEF2017_CD010633: 4, 4), so "
+        f"that every fold holds an include. F-beta with beta {BETA:g}. **honest** = each fold labelled at the "
+        "threshold that is best on the other folds' OOF predictions, the confusion counts pooled over the folds "
+        "(what a user gets); **optimistic** = best threshold on all OOF; all_pos = F7 of including every record. "
+        "roc_auc is over the pooled OOF, fold_auc the mean of the per-fold AUCs (far apart = fold scores not "
+        "comparable). The fine-tunes (and the stacks over them) ran on the six only: – in their columns. Made by "
+        "`scripts/benchmark_quality.py`; the exact command of every run is in the last section and in each run's "
+        "`summary.md`.",
         "",
         "Pipelines:",
         "",
@@ -584,46 +721,60 @@ def table(args, reviews):
         f"{'bf16' if args.bf16 else 'fp32'} inference; each vector scaled to unit length "
         f"(`--feature_scaling {FeatureArguments.feature_scaling}`, the sentence-transformers recipe) + logistic "
         f"regression (C={FeatureArguments.C}, balanced): `run_features.py`'s defaults.",
-        "- `minilm_finetune`: all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
+        "- `minilm_finetune` (the six only): all-MiniLM-L6-v2 fine-tuned by `run_classification.py` with "
         f"`{args.finetune_flags}`{' --bf16' if args.bf16 else ''} (no epoch selection on the validation fold; "
         "fold scores rank-normalised per fold before pooling): cut to 128 tokens and sampled negatives to fit "
         "2 CPU cores.",
-        "- `minilm_frozen5_finetune`: the partly frozen fine-tune that fits a CPU: all-MiniLM-L6-v2 with its "
-        "embeddings and lowest 5 of 6 layers frozen (their output computed once per record and cached), the top "
-        f"layer and a mean-pooling head trained on every record at 256 tokens: `{args.frozen_finetune_flags}`.",
-        "- `stack_rank`: rank average (each member's percentile among its own OOF scores) of every member "
-        "present for the review; `stack_lr`: logistic regression on the members' OOF logits, nested (each fold's "
-        "blend fitted on the other folds). Both fixed in advance, not chosen per review.",
+        "- `minilm_frozen5_finetune` (the six only): the partly frozen fine-tune that fits a CPU: all-MiniLM-L6-v2 "
+        "with its embeddings and lowest 5 of 6 layers frozen (their output computed once per record and cached), "
+        "the top layer and a mean-pooling head trained on every record at 256 tokens: "
+        f"`{args.frozen_finetune_flags}`.",
+        "- `stack_rank` (the six only): rank average (each member's percentile among its own OOF scores) of every "
+        "member present for the review; `stack_lr`: logistic regression on the members' OOF logits, nested (each "
+        "fold's blend fitted on the other folds). Both fixed in advance, not chosen per review.",
         "",
-        "## Honest OOF F7 per review",
+        "## Honest OOF F7 per review (fold seed 471)",
         "",
-        "| review | all_pos | " + " | ".join(PIPELINES) + " |",
-        "|---|---:|" + "---:|" * len(PIPELINES),
+        "| review | includes | folds | all_pos | " + " | ".join(PIPELINES) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(PIPELINES),
     ]
-    means = {p: [] for p in PIPELINES}
-    for review in reviews:
-        present = [rows[review, p] for p in PIPELINES if rows[review, p]]
-        all_pos = present[0]["all_pos"] if present else None
-        cells = []
+    for name, members in groups:
+        for review in members if not name.startswith("all") else []:
+            present = [rows[review, p] for p in PIPELINES if rows[review, p]]
+            first = present[0] if present else None
+            cells = [
+                fmt(rows[review, p]["honest"]) if rows[review, p] else "missing" if run_on(review, p) else "–"
+                for p in PIPELINES
+            ]
+            counts = f"{first['includes']} | {first['folds']}" if first else " | "
+            lines.append(
+                f"| {review} | {counts} | {fmt(first['all_pos'] if first else None)} | " + " | ".join(cells) + " |"
+            )
+        firsts = [next((rows[r, p] for p in PIPELINES if rows[r, p]), None) for r in members]
+        all_pos = [first["all_pos"] if first else None for first in firsts]
+        means = []
         for p in PIPELINES:
-            row = rows[review, p]
-            cells.append(fmt(row["honest"]) if row else "missing")
-            means[p].append(row["honest"] if row else None)
-        lines.append(f"| {review} | {fmt(all_pos)} | " + " | ".join(cells) + " |")
-    mean_cells = [fmt(float(np.mean(v))) if all(x is not None for x in v) and v else "–" for v in means.values()]
-    lines.append("| **mean** | | " + " | ".join(f"**{c}**" for c in mean_cells) + " |")
+            values = [rows[r, p]["honest"] if rows[r, p] else None for r in members]
+            means.append(fmt(float(np.mean(values))) if None not in values else "–")
+        mean_pos = fmt(float(np.mean(all_pos))) if None not in all_pos else "–"
+        lines.append(f"| **mean, {name}** | | | {mean_pos} | " + " | ".join(f"**{c}**" for c in means) + " |")
 
-    lines += ["", "## Target: beat TF-IDF + LR's honest F7 on at least 4 of 6 reviews and on the mean", ""]
+    six = [r for r in reviews if r in REVIEWS] or list(reviews)
+    lines += [
+        "",
+        "## Target (set on the six): beat TF-IDF + LR's honest F7 on at least 4 of 6 reviews and on the mean",
+        "",
+    ]
     for p in PIPELINES:
         if p == BASELINE:
             continue
-        pairs = [(rows[r, p], rows[r, BASELINE]) for r in reviews if rows[r, p] and rows[r, BASELINE]]
+        pairs = [(rows[r, p], rows[r, BASELINE]) for r in six if rows[r, p] and rows[r, BASELINE]]
         if not pairs:
             lines.append(f"- `{p}`: no results yet.")
             continue
         wins = sum(a["honest"] > b["honest"] for a, b in pairs)
         gain = float(np.mean([a["honest"] for a, _ in pairs]) - np.mean([b["honest"] for _, b in pairs]))
-        met = "met" if len(pairs) == len(reviews) and wins >= 4 and gain > 0 else "not met"
+        met = "met" if len(pairs) == len(six) and wins >= 4 and gain > 0 else "not met"
         lines.append(
             f"- `{p}`: better on {wins} of {len(pairs)} reviews; mean honest F7 {gain:+.3f} vs `{BASELINE}` "
             f"on those reviews — target {met}."
@@ -631,7 +782,7 @@ def table(args, reviews):
 
     lines += [
         "",
-        "## All figures",
+        "## All figures (fold seed 471)",
         "",
         "| review | pipeline | honest F7 | optimistic F7 | wss_95 | roc_auc (pooled) | fold_auc (mean) | "
         "wall time, s |",
@@ -641,7 +792,8 @@ def table(args, reviews):
         for p in PIPELINES:
             row = rows[review, p]
             if row is None:
-                lines.append(f"| {review} | {p} | missing | | | | | |")
+                if run_on(review, p):
+                    lines.append(f"| {review} | {p} | missing | | | | | |")
                 continue
             auc = fmt(row["roc_auc"]) + (f" (raw {fmt(row['raw_auc'])})" if "raw_auc" in row else "")
             lines.append(
@@ -650,12 +802,13 @@ def table(args, reviews):
             )
     lines += [
         "",
-        f"Table written on {date} from commit {commit}. Wall times are on the machine each run names beside its "
-        "command (last section), often shared with other jobs, so read them as upper bounds; a fine-tune's is "
-        "the sum of its five folds' times, which may have run in more than one go "
+        f"Table written on {date} from commit {commit}, on {cpu_info()}. Wall times are on the machine each run "
+        "names beside its command (last section), often shared with other jobs, so read them as upper bounds; a "
+        "fine-tune's is the sum of its five folds' times, which may have run in more than one go "
         "(training and scoring every record once). "
-        "One positive more or less moves F7 by 0.02-0.035 on these reviews, and every figure in the tables above "
-        "is one fold seed: read differences against the noise band below (five fold seeds).",
+        "One positive more or less moves F7 by 0.02-0.035 on the six (more on the CLEF topics with few includes), "
+        "and every figure in the tables above is one fold seed: read differences against the noise band below "
+        "(five fold seeds).",
     ]
     lines += seed_section(args, reviews) + recall_section(args, reviews)
     lines += [
@@ -695,11 +848,20 @@ def parse_args(argv=None):
     parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default="tfidf,features,stack,table", help="Comma-separated: tfidf, features, "
                         "finetune, frozen_finetune, stack, seeds (CPU pipelines over FOLD_SEEDS), table.")  # fmt: skip
-    parser.add_argument("--data_dir", default="../shared/data", help="Folder of the six review CSVs.")
+    parser.add_argument(
+        "--data_dir",
+        default="../shared/data",
+        help="Folder of the six review CSVs (the CLEF 2017 topics in its clef2017/).",
+    )
     parser.add_argument("--results_dir", default="benchmarks/quality_runs", help="Runs go here (one folder per "
                         "review). Its .gitignore keeps the fine-tunes' small result files in git (hours of CPU each), "
                         "not models, caches or the other runs (about an hour to rerun).")  # fmt: skip
-    parser.add_argument("--reviews", default=",".join(REVIEWS), help="Comma-separated file stems.")
+    parser.add_argument(
+        "--reviews",
+        default=",".join(REVIEWS + CLEF_REVIEWS),
+        help="Comma-separated file stems "
+        "(default: the six, then the 13 CLEF 2017 topics; the fine-tunes run on the six only).",
+    )
     parser.add_argument("--model_name_or_path", default=None, help="Encoder (default: the embedded MiniLM).")
     parser.add_argument("--finetune_flags", default=FINETUNE_FLAGS, help="run_classification.py flags.")
     parser.add_argument("--frozen_finetune_flags", default=FROZEN_FINETUNE_FLAGS,
@@ -707,9 +869,16 @@ def parse_args(argv=None):
     parser.add_argument(
         "--bf16", action="store_true", help="bf16 for the MiniLM features and the fine-tune (a GPU, or a CPU with AMX)."
     )
+    parser.add_argument("--feature_cache_dir", default=None, help="MiniLM embedding cache (keyed by model, texts "
+                        "and settings; may be shared). Default: <results_dir>/feature_cache.")  # fmt: skip
     parser.add_argument("--parallel", type=int, default=1, help="Fine-tune this many reviews at once.")
     parser.add_argument("--seed_members", default=",".join(CPU_MEMBERS), help="Members the seeds stage runs "
                         "(e.g. tfidf_lr,tfidf_nb in a second process beside one running the features).")  # fmt: skip
+    parser.add_argument(
+        "--fold_seeds",
+        default=",".join(map(str, FOLD_SEEDS)),
+        help="Seeds stage: these fold seeds only (e.g. one per process); the tables read every seed of FOLD_SEEDS.",
+    )
     parser.add_argument("--reverse_seeds", action="store_true", help="Seeds stage: last fold seed first.")
     parser.add_argument("--pack", default=None, help="Write the fine-tune results (no models) to this .tar.gz.")
     parser.add_argument("--unpack", default=None, help="Extract a --pack archive into --results_dir first.")
@@ -727,7 +896,7 @@ def main(argv=None):
     stages = [s for s in args.stages.split(",") if s]
     if args.unpack:
         unpack(args, args.unpack)
-    data = {r: Path(args.data_dir) / f"{r}.csv" for r in reviews}
+    data = {r: review_file(args.data_dir, r) for r in reviews}
     for review in reviews:
         if "tfidf" in stages:
             stage_tfidf(args, review, data[review])

@@ -77,7 +77,8 @@ def test_quality_benchmark_runs_the_defaults(monkeypatch, tmp_path):
     from screening.pipelines.sklearn import RunArguments, SklearnCrossValidationArguments
 
     args = benchmark_quality.parse_args(["--results_dir", str(tmp_path)])
-    data = tmp_path / "review.csv"
+    write_demo_train(tmp_path, positives=6, negatives=14)  # 5 folds: the stages read its include count
+    data = tmp_path / "train.csv"
     runs = captured_argv(monkeypatch, tfidf, lambda: benchmark_quality.stage_tfidf(args, "r", data))
     nb = next(argv for argv in runs if "nb" in argv)
     _, tfidf_args, *_ = parse_args((RunArguments, TfidfArguments, SklearnCrossValidationArguments), nb)
