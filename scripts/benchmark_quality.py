@@ -186,7 +186,7 @@ def stage_tfidf(args, review, data, seed=FOLD_SEED, pipelines=("tfidf_lr", "tfid
 def embedding_flags(args):
     """run_features.py's embedding flags for the MiniLM member (and its plain recipe, which reads the same cache)."""
     argv = ["--model_name_or_path", args.model_name_or_path, "--pooling", "mean", "--max_seq_length", "256"]
-    argv += ["--bf16"] if args.bf16 else []
+    argv += ["--precision", "bf16" if args.bf16 else "fp32"]  # the kept runs are fp32; run_features' default is auto
     cache = args.feature_cache_dir or str(Path(args.results_dir) / "feature_cache")
     return argv + ["--batch_size", "32", "--feature_cache_dir", cache]
 
