@@ -43,7 +43,8 @@ FEW[[3, 250]] = 1  # 2 includes in 600 records
 def test_registry_holds_every_published_rule_with_its_guarantee():
     assert list(stopping.RULES)[:3] == ["hypergeometric", "audit", "qbcb"]
     assert set(stopping.RULES) == {"hypergeometric", "audit", "qbcb", "counting_process", "counting_process_classifier",
-                                   "quant", "quant_ci", "knee", "consecutive_excludes", "read_share"}  # fmt: skip
+                                   "counting_process_agree", "quant", "quant_ci", "knee", "consecutive_excludes",
+                                   "read_share"}  # fmt: skip
     certified = {n for n, r in stopping.RULES.items() if r.guarantee == "certified"}
     assert certified == {"hypergeometric", "audit", "qbcb"}
     rules = stopping.build_rules(ARGS, 0.9)
@@ -68,7 +69,7 @@ def test_a_new_rule_is_one_class():
 
 
 @pytest.mark.parametrize("name", ["hypergeometric", "counting_process", "counting_process_classifier", "quant",
-                                  "quant_ci", "knee", "consecutive_excludes"])  # fmt: skip
+                                  "quant_ci", "knee", "consecutive_excludes", "counting_process_agree"])  # fmt: skip
 def test_all_includes_first_then_a_long_tail_stops_with_recall_near_one(name):
     rule = stopping.build_rules(ARGS, 0.95, [name])[name]
     point = rule.first_stop(reading(ALL_FIRST))
@@ -77,7 +78,7 @@ def test_all_includes_first_then_a_long_tail_stops_with_recall_near_one(name):
         assert point.decision.recall_estimate >= 0.95
 
 
-@pytest.mark.parametrize("name", ["hypergeometric", "knee", "counting_process"])
+@pytest.mark.parametrize("name", ["hypergeometric", "knee", "counting_process", "counting_process_agree"])
 def test_includes_spread_uniformly_never_stop_early(name):
     rule = stopping.build_rules(ARGS, 0.95, [name])[name]
     point = rule.first_stop(reading(UNIFORM, perfect_scores=False))
@@ -222,3 +223,21 @@ def test_rules_with_scores_are_asked_at_each_retrain_and_every_percent():
     assert set(run.retrain_points) <= set(points) and {2, 22, 42, 1982} <= set(points)
     assert np.diff(points).max() <= 20 and points == sorted(set(points))
     assert checkpoints(evaluate.SimulatedReading(ALL_FIRST, np.arange(2000))) == []  # no scores: never asked
+
+
+def test_agreement_stops_only_where_both_counting_processes_stop():
+    """On every state of a reading, counting_process_agree says stop exactly when both of its parts do, with the
+    lower of their recall estimates."""
+    rules = stopping.build_rules(
+        ARGS, 0.9, ["counting_process", "counting_process_classifier", "counting_process_agree"]
+    )
+    run = reading(ALL_FIRST)
+    stops = []
+    for n in (50, 100, 150, 200, 400, 1000):
+        state = run.state(n)
+        a, b, both = (rules[name].decide(state) for name in rules)
+        assert both.stop == (a.stop and b.stop)
+        estimates = [d.recall_estimate for d in (a, b) if d.recall_estimate is not None]
+        assert both.recall_estimate == (min(estimates) if estimates else None)
+        stops.append(both.stop)
+    assert stops[-1] and not stops[0]  # 100 includes first: not after 50 records, surely after 1000

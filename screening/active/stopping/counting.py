@@ -135,3 +135,39 @@ class CountingProcessClassifierRule(CountingProcessRule):
     def remaining(self, state):
         remaining, detail = super().remaining(state)
         return remaining, {**detail, "classifier_remaining": float(probabilities(state)[1].sum())}
+
+
+@register
+class CountingProcessAgreementRule(StoppingRule):
+    """Stop when both counting processes say stop: `counting_process` (the rate fitted to the labels read) and
+    `counting_process_classifier` (fitted over the classifier's calibrated probabilities of the unread records
+    too). "Stop when two agree": the two estimates fail in different places (on 19 reviews x 10 seeds at 0.95
+    the first fell short on the six shared reviews with few includes, the second on CLEF topics with many), so
+    requiring both buys reliability for a little more reading. The recall estimate and interval are the more
+    cautious of the two."""
+
+    name = "counting_process_agree"
+    guarantee = "estimate"
+    needs_scores = True
+    assumption = (
+        "both counting processes' assumptions: includes arrive at a falling rate, fitted to the labels read and, "
+        "for the second, to the classifier's calibrated probabilities of the unread records"
+    )
+
+    def __init__(self, target_recall=0.95, confidence=0.95, rate="best", min_read=10):
+        super().__init__(target_recall, confidence)
+        self.rate = rate
+        self.min_read = min_read
+
+    def decide(self, state):
+        decisions = {
+            rule.name: rule.decide(state)
+            for rule in (
+                CountingProcessRule(self.target_recall, self.confidence, self.rate, self.min_read),
+                CountingProcessClassifierRule(self.target_recall, self.confidence, self.rate, self.min_read),
+            )
+        }
+        stated = [d for d in decisions.values() if d.recall_estimate is not None]
+        cautious = min(stated, key=lambda d: d.recall_estimate) if stated else Decision(False)
+        detail = {f"{name}_stop": bool(d.stop) for name, d in decisions.items()}
+        return Decision(all(d.stop for d in decisions.values()), cautious.recall_estimate, cautious.interval, detail)
