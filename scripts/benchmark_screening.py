@@ -28,6 +28,7 @@ from pathlib import Path
 
 import _cli  # noqa: F401  (repo root on sys.path)
 import numpy as np
+from _reviews import CLEF, review_file
 
 from screening import outputs
 from screening.active.loop import LoopArguments
@@ -45,13 +46,6 @@ SIX = (
     "Wallace_2010_ProtonBeam",
     "Wallace_2010_Micronutrients",
 )
-CLEF = tuple(
-    f"CLEF2017_{topic}"
-    for topic in (
-        "CD007427", "CD008691", "CD008760", "CD009020", "CD009135", "CD009185", "CD009944",
-        "CD010023", "CD010386", "CD010542", "CD010632", "CD010633", "CD010705",
-    )
-)  # fmt: skip
 REVIEWS = SIX + CLEF
 RANKERS = ("default", "tfidf_features", "tfidf_svm@1%", "tfidf_lr", "tfidf_nb", "features_lr", "asreview")
 DEFAULT = "default"
@@ -133,9 +127,7 @@ def parse(argv=None):
 
 
 def load(data_dir, review):
-    path = Path(data_dir) / f"{review}.csv"
-    if not path.exists():
-        path = Path(data_dir) / "clef2017" / f"{review}.csv"
+    path = review_file(data_dir, review)
     frame = read_table(path, "--data_dir")
     return frame, parse_labels(frame, "judgement", path, "--data_dir")
 
@@ -227,6 +219,10 @@ def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
     if args.readings_dir and run["reading"] is not None:
         save_reading(reading_path(args, review, ranker_name, seed), run["reading"])
     return {"figures": run["figures"], "rules": run["rules"]}
+
+
+def run_path(args, review, ranker, seed):
+    return Path(args.results_dir) / f"{review}__{file_label(ranker)}__seed{seed}.json"
 
 
 def reading_path(args, review, ranker, seed):
@@ -577,9 +573,7 @@ def rules_from_readings(args, results):
             if path.exists():
                 run["rules"] = evaluate.rule_outcomes(load_reading(path), StoppingArguments(), targets, run["seed"])
                 saved = {k: v for k, v in run.items() if k != "seed"}
-                outputs.write_json(
-                    Path(args.results_dir) / f"{review}__{file_label(ranker)}__seed{run['seed']}.json", saved
-                )
+                outputs.write_json(run_path(args, review, ranker, run["seed"]), saved)
 
 
 def main():
@@ -611,7 +605,7 @@ def main():
             for review in reviews:
                 frame, labels = data[review]
                 for ranker in rankers:
-                    path = results_dir / f"{review}__{file_label(ranker)}__seed{seed}.json"
+                    path = run_path(args, review, ranker, seed)
                     if path.exists():
                         continue
                     folder = Path(work) / review
