@@ -20,12 +20,17 @@ DEMO_TRAIN = REPO / "data" / "demo" / "train.csv"
 DEMO_TEST = REPO / "data" / "demo" / "test.csv"
 
 
-def write_demo_train(path, positives, negatives, test_rows=0):
-    """`path/train.csv`: the demo's first `positives` includes and first `negatives` excludes, shuffled (seed 0);
-    with `test_rows`, also `path/test.csv`: the demo test set's first `test_rows` records."""
+def demo_review(positives, negatives):
+    """The demo's first `positives` includes and first `negatives` excludes, shuffled (seed 0), as strings."""
     train = pd.read_csv(DEMO_TRAIN, keep_default_na=False, dtype=str)
     train = pd.concat([train[train.judgement == "1"].head(positives), train[train.judgement == "0"].head(negatives)])
-    train.sample(frac=1, random_state=0).to_csv(path / "train.csv", index=False)
+    return train.sample(frac=1, random_state=0).reset_index(drop=True)
+
+
+def write_demo_train(path, positives, negatives, test_rows=0):
+    """`path/train.csv`: `demo_review(positives, negatives)`; with `test_rows`, also `path/test.csv`: the demo test
+    set's first `test_rows` records."""
+    demo_review(positives, negatives).to_csv(path / "train.csv", index=False)
     if test_rows:
         test = pd.read_csv(DEMO_TEST, keep_default_na=False, dtype=str).head(test_rows)
         test.to_csv(path / "test.csv", index=False)

@@ -35,7 +35,7 @@ from screening.errors import ScreeningInputError
 from screening.pipelines.features import embed, load_encoder
 from screening.text import TextOptions, prepare_texts
 
-from .conftest import DEMO_TRAIN
+from .conftest import DEMO_TRAIN, demo_review
 from .test_entry_points import assert_one_line_error, run
 
 # from outside the package: a classifier and a ranker composed of it, one registration each, and a view class
@@ -61,9 +61,7 @@ QUICK = {"finetune": "epochs=1"}  # the least training that still runs the Train
 
 @pytest.fixture(scope="module")
 def review():
-    frame = pd.read_csv(DEMO_TRAIN, dtype=str, keep_default_na=False)
-    frame = pd.concat([frame[frame.judgement == "1"].head(4), frame[frame.judgement == "0"].head(36)])
-    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    frame = demo_review(4, 36)
     return frame, frame.judgement.astype(int).to_numpy()
 
 

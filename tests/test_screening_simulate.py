@@ -14,14 +14,12 @@ from screening.active.rankers import RankerArguments, balanced_weights, build_ra
 from screening.active.simulate import SimulationArguments, run_simulation, simulate_run, simulation_figures
 from screening.active.stopping import StoppingArguments
 
-from .conftest import DEMO_TRAIN
+from .conftest import demo_review
 
 
 @pytest.fixture(scope="module")
 def review():
-    frame = pd.read_csv(DEMO_TRAIN, dtype=str, keep_default_na=False)
-    frame = pd.concat([frame[frame.judgement == "1"].head(8), frame[frame.judgement == "0"].head(152)])
-    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    frame = demo_review(8, 152)
     return frame, frame.judgement.astype(int).to_numpy()
 
 
