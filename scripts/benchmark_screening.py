@@ -442,7 +442,7 @@ def stopping_tables(results, args, reviews, rankers):
             table = evaluate.aggregate_outcomes([r for r in runs if r]).get(key, {})
             for rule, o in table.items():
                 lines.append(
-                    f"| {ranker} | {rule} | {RULES[rule].guarantee if rule in RULES else '-'} | {o['runs']} "
+                    f"| {ranker} | {rule} | {evaluate.guarantee_of(rule) or '-'} | {o['runs']} "
                     f"| {o['reliability']:.3f} | {o['recall_mean']:.3f} | {o['recall_min']:.3f} "
                     f"| {o['read_share']:.3f} | {o['overshoot']:.3f} |"
                 )

@@ -187,6 +187,47 @@ def test_outcome_and_aggregate_figures():
     assert evaluate.recommend(table, 0.9) == "b"
 
 
+def test_a_rule_run_at_a_stricter_target_counts_at_the_lower_one():
+    run = reading(ALL_FIRST)  # n_target: 80 at 0.8, 90 at 0.9, 95 at 0.95
+    short = stopping.StopPoint(85, 85, 85, stopping.Decision(True))  # stops at recall 0.85
+    long = stopping.StopPoint(120, 120, 100, stopping.Decision(True))  # stops at recall 1.0
+    outcomes = {
+        "0.9": {"x": evaluate.outcome(short, run, 0.9, "estimate")},
+        "0.95": {"x": evaluate.outcome(long, run, 0.95, "estimate")},
+    }
+    table = evaluate.aggregate_outcomes([outcomes])
+    assert set(table["0.9"]) == {"x", "x@0.95"} and set(table["0.95"]) == {"x"}
+    assert table["0.9"]["x"]["reliability"] == 0.0
+    assert table["0.9"]["x@0.95"]["reliability"] == 1.0
+    assert table["0.9"]["x@0.95"]["overshoot"] == pytest.approx((120 - 90) / 2000)  # from 0.9's oracle stop
+    assert evaluate.recommend(table, 0.9) == "x@0.95"
+    assert evaluate.split_name("x@0.95") == ("x", 0.95) and evaluate.split_name("x") == ("x", None)
+
+
+def test_recommended_rule_below_a_measured_target_runs_at_it():
+    figures = {"reliability": 0.99, "runs": 190, "overshoot": 0.2}
+    table = {"recommended": {"0.9": "counting_process@0.95", "0.95": "counting_process"},
+             "rules": {"0.9": {"counting_process@0.95": figures}, "0.95": {"counting_process": figures}}}  # fmt: skip
+    assert evaluate.recommended_rule(0.9, table) == ("counting_process@0.95", figures)
+    assert evaluate.recommended_rule(0.95, table) == ("counting_process", figures)
+    assert evaluate.recommended_rule(0.92, table) == ("counting_process@0.95", figures)
+    assert evaluate.recommended_rule(0.99, table) == ("hypergeometric", None)
+
+
+def test_a_review_reports_the_recommended_rule_at_its_stricter_target(monkeypatch):
+    from screening.active.review import verdicts
+
+    table = {"recommended": {"0.9": "counting_process@0.95"}, "rules": {"0.9": {}}}
+    monkeypatch.setattr(evaluate, "reliability_table", lambda: table)
+    labels = ALL_FIRST[:400]
+    verdict = verdicts(labels, 2000, stopping.StoppingArguments(target_recall=0.9), None)
+    assert verdict["recommended"] == "counting_process@0.95"
+    state = stopping.ReadingState(labels, 2000)
+    at_95 = stopping.build_rules(ARGS, 0.95, ["counting_process"])["counting_process"].decide(state)
+    assert verdict["rules"]["counting_process@0.95"]["recall_estimate"] == pytest.approx(at_95.recall_estimate)
+    assert verdict["rules"]["counting_process@0.95"]["stop"] == at_95.stop
+
+
 def test_rule_outcomes_at_three_targets_in_seconds():
     rng = np.random.default_rng(1)
     labels = (rng.random(4751) < np.linspace(0.1, 0.0, 4751)).astype(int)  # a ranking that beats random

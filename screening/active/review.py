@@ -153,8 +153,11 @@ def verdicts(stream_labels, records_count, stop_args, audit, scores=None, stream
         state.unread_scores, state.read_scores = scores[unread], scores[np.asarray(stream_rows)]
     rules = {name: rule.entry(state) for name, rule in stopping.build_rules(stop_args, review=True).items()}
     recommended, measured = stopping.evaluate.recommended_rule(target)
-    if recommended not in rules:
+    base, stricter = stopping.evaluate.split_name(recommended)
+    if base not in rules:
         recommended, measured = "hypergeometric", None
+    elif stricter is not None:  # the rule run at a stricter target: its stop reaches this one too
+        rules[recommended] = stopping.build_rules(stop_args, stricter, [base])[base].entry(state)
     return {
         "records": records_count,
         "records_read": read,

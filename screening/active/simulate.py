@@ -192,7 +192,7 @@ def simulation_summary(results, title, command):
                 "|---|---|---|---|---|---|---|",
             ]
             lines += [
-                f"| {rule} | {stopping.RULES[rule].guarantee} | {o['reliability']:.2f} | {o['recall_mean']:.3f} "
+                f"| {rule} | {stopping.evaluate.guarantee_of(rule)} | {o['reliability']:.2f} | {o['recall_mean']:.3f} "
                 f"| {o['recall_min']:.3f} | {o['read_share']:.3f} | {o['overshoot']:.3f} |"
                 for rule, o in rules.items()
             ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ReadingState, StopPoint, build_rules
+from .base import RULES, ReadingState, StopPoint, build_rules
 
 TARGETS = (0.8, 0.9, 0.95)
 RELIABILITY_FILE = Path(__file__).resolve().parents[1] / "rule_reliability.json"
@@ -74,6 +74,8 @@ def outcome(point: StopPoint | None, reading, target, guarantee):
         estimate, interval = point.decision.recall_estimate, point.decision.interval
     recall = found / includes
     return {
+        "records": records,
+        "n_target": target_point(reading.labels, target),
         "stop": int(read),
         "stopped": stopped,
         "found": int(found),
@@ -101,12 +103,35 @@ def rule_outcomes(reading, stop_args, targets=TARGETS, seed=0, names=None, with_
     return results
 
 
+def run_at_stricter_targets(run):
+    """A run's outcomes with, at each target t, every rule run at each stricter target t' as `rule@t'` (a rule that
+    stops at recall >= t' has reached t too; its overshoot is counted from t's oracle stop). Outcomes written
+    without `n_target` and `records` get none."""
+    out = {target: dict(rules) for target, rules in run.items()}
+    for target, rules in run.items():
+        for stricter, others in run.items():
+            if float(stricter) <= float(target):
+                continue
+            for name, o in others.items():
+                base = rules.get(name)
+                if "@" in name or base is None or "n_target" not in base or "n_target" not in o:
+                    continue
+                out[target][f"{name}@{stricter}"] = {
+                    **o,
+                    "reached_target": bool(o["recall"] >= float(target) - 1e-12),
+                    "overshoot": (o["stop"] - base["n_target"]) / o["records"],
+                    "n_target": base["n_target"],
+                }
+    return out
+
+
 def aggregate_outcomes(runs):
     """Over runs (each `rule_outcomes`' dict): per target and rule, runs, reliability (share reaching the target),
-    mean and min recall, mean share read, mean overshoot."""
+    mean and min recall, mean share read, mean overshoot; each rule run at a stricter target counts too, as
+    `rule@t'` (`run_at_stricter_targets`)."""
     table = {}
     for run in runs:
-        for target, rules in run.items():
+        for target, rules in run_at_stricter_targets(run).items():
             for name, o in rules.items():
                 table.setdefault(target, {}).setdefault(name, []).append(o)
     return {
@@ -128,16 +153,27 @@ def aggregate_outcomes(runs):
 def recommend(aggregate, target, reliability=0.95, guarantees=("certified", "estimate")):
     """The rule with reliability >= `reliability` at `target` and the least mean overshoot (None if none), among
     the rules that state a recall (`guarantees`: a heuristic's fixed share or run length, tuned on these reviews,
-    says nothing about the recall of the next one)."""
-    from .base import RULES
-
+    says nothing about the recall of the next one). A rule run at a stricter target (`rule@t'`) is a candidate
+    too: asking for less recall never makes the team read more than asking for more would."""
     rules = aggregate.get(f"{target:g}", {})
     fit = [
         (o["overshoot"], name)
         for name, o in rules.items()
-        if o["reliability"] >= reliability and (name not in RULES or RULES[name].guarantee in guarantees)
+        if o["reliability"] >= reliability and guarantee_of(name) in (*guarantees, None)
     ]
     return min(fit)[1] if fit else None
+
+
+def split_name(name):
+    """'rule@0.95' -> ('rule', 0.95); 'rule' -> ('rule', None): a rule and the stricter target it runs at."""
+    base, _, stricter = name.partition("@")
+    return base, float(stricter) if stricter else None
+
+
+def guarantee_of(name):
+    """The guarantee of a registered rule, also as `rule@t'`; None for a name the registry does not hold."""
+    rule = RULES.get(split_name(name)[0])
+    return None if rule is None else rule.guarantee
 
 
 def reliability_table(path=RELIABILITY_FILE):
@@ -149,7 +185,8 @@ def reliability_table(path=RELIABILITY_FILE):
 
 def recommended_rule(target, table=None):
     """(rule name, its measured figures or None) recommended at `target`: the entry for the smallest measured
-    target at or above it, else the hypergeometric rule (certified, no figures)."""
+    target at or above it, else the hypergeometric rule (certified, no figures). Below that measured target the
+    rule runs at it (`rule@t'`), so the figures measured there hold for `target` too."""
     table = table or reliability_table()
     measured = sorted(float(t) for t in table.get("recommended", {}))
     above = [t for t in measured if t >= target - 1e-9]
@@ -157,4 +194,7 @@ def recommended_rule(target, table=None):
         return "hypergeometric", None
     key = f"{above[0]:g}"
     name = table["recommended"][key]
-    return name, table.get("rules", {}).get(key, {}).get(name)
+    figures = table.get("rules", {}).get(key, {}).get(name)
+    if "@" not in name and above[0] > target + 1e-9:
+        name = f"{name}@{key}"
+    return name, figures
