@@ -410,16 +410,27 @@ def write_search_export(out, frame):
 
 def plot_reliability_overshoot(path, table):
     """Reliability (share of runs reaching the target) against mean overshoot ((n_stop - n_target)/N), one panel
-    per target, one point per rule (`table`: stopping.evaluate.aggregate_outcomes' {target: {rule: figures}})."""
+    per target, one point per rule (`table`: stopping.evaluate.aggregate_outcomes' {target: {rule: figures}}); a
+    rule run at a stricter target (`rule@t'`) in its rule's colour, hollow."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    bases = list(dict.fromkeys(name.partition("@")[0] for rules in table.values() for name in rules))
     fig, axes = plt.subplots(1, len(table), figsize=(4.2 * len(table), 4.0), squeeze=False, sharey=True)
     for ax, (target, rules) in zip(axes[0], table.items()):
-        for n, (name, figures) in enumerate(rules.items()):
-            ax.scatter(figures["overshoot"], figures["reliability"], color=f"C{n % 10}", label=name)
+        for name, figures in rules.items():
+            base, _, stricter = name.partition("@")
+            color = plt.get_cmap("tab20")(bases.index(base) % 20)
+            ax.scatter(
+                figures["overshoot"],
+                figures["reliability"],
+                marker="s" if stricter else "o",
+                facecolors="none" if stricter else color,
+                edgecolors=color,
+                label=name,
+            )
         ax.axhline(0.95, color="grey", linestyle=":")
         ax.set(title=f"target {target}", xlabel="mean overshoot (n_stop - n_target) / N", ylim=(-0.02, 1.02))
     axes[0][0].set_ylabel("reliability (share of runs reaching the target)")

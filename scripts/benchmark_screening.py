@@ -8,7 +8,9 @@ optional: `pip install .[benchmark]`). Every run goes through the same figures a
 (screening.active). Each run's outcome is kept in --results_dir (a rerun skips finished runs), and the markdown is
 rewritten after every run, so a partial benchmark still reports what it has. With --readings_dir each simulated
 run's reading (order and the ranker's scores at every retrain) is kept, and --rules_from_readings measures the
-stopping rules again from them without running a ranker.
+stopping rules again from them without running a ranker. Runs kept at seeds S and above (from an earlier
+`--seeds` larger than S) are left out of every table and reported apart: the rules recommended on seeds 0..S-1,
+measured on reading orders they were not chosen on.
 
     nice -n 10 python scripts/benchmark_screening.py --seeds 10 --feature_cache_dir cache
 """
@@ -85,7 +87,12 @@ def parse(argv=None):
     )
     parser.add_argument("--output", default="benchmarks/screening.md", help="The markdown written.")
     parser.add_argument("--results_dir", default="benchmarks/screening_runs", help="One JSON per finished run.")
-    parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..S-1 per review and ranker.")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=10,
+        help="Seeds 0..S-1 per review and ranker; runs kept at later seeds are reported apart (fresh seeds).",
+    )
     parser.add_argument(
         "--rankers",
         default=",".join(RANKERS),
@@ -508,7 +515,7 @@ def write_stopping_outputs(results, args, reviews):
         )
 
 
-def markdown(results, args, reviews, rankers, info):
+def markdown(results, args, reviews, rankers, info, fresh=None):
     lines = [
         "# Prioritised screening: simulation on 19 reviews (the six shared reviews and 13 CLEF TAR 2017 topics)",
         "",
@@ -553,6 +560,7 @@ def markdown(results, args, reviews, rankers, info):
     lines += against_asreview(results, rankers)
     lines += precision_check(results, reviews)
     lines += stopping_tables(results, args, reviews, rankers)
+    lines += fresh_seed_check(results, fresh, reviews, args)
     missing = [
         f"{review}/{ranker}: {len(results.get((review, ranker), []))} of {args.seeds}"
         for review in reviews
@@ -562,6 +570,57 @@ def markdown(results, args, reviews, rankers, info):
     if missing:
         lines += ["", "Not finished (runs done of those asked): " + "; ".join(missing) + "."]
     return "\n".join(lines) + "\n"
+
+
+def fresh_seed_check(results, fresh, reviews, args):
+    """The rule recommended at each target on seeds 0..S-1, measured on the default ranker's runs at seeds S and
+    above (reading orders no rule was chosen on), per group, beside the rules it was chosen among."""
+    if not fresh:
+        return []
+    seeds = sorted({r["seed"] for runs in fresh.values() for r in runs})
+    lines = [
+        f"## The recommended rules on fresh seeds ({seeds[0]}-{seeds[-1]})",
+        "",
+        f"The recommended rule at each target was chosen on seeds 0-{args.seeds - 1}; here it runs on the default "
+        "ranker's runs at seeds it was never chosen on (new priors, so new reading orders of the same 19 reviews). "
+        "Cells: reliability / mean share read / mean overshoot (runs).",
+        "",
+    ]
+    chosen_on = evaluate.aggregate_outcomes(
+        [run_rules(r) for review in reviews for r in results.get((review, DEFAULT), []) if r["rules"]]
+    )
+    for target in args.targets.split(","):
+        key = f"{float(target):g}"
+        recommended = evaluate.recommend(chosen_on, float(key)) or "hypergeometric"
+        names = list(dict.fromkeys([recommended, "hypergeometric", "counting_process", "counting_process_agree"]))
+        lines += [
+            f"Target {key}, recommended: **{recommended}**",
+            "",
+            "| group | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for group, members in (("six", SIX), ("CLEF 13", CLEF), ("all 19", SIX + CLEF)):
+            runs = [run_rules(r) for m in members if m in reviews for r in fresh.get((m, DEFAULT), []) if r["rules"]]
+            table = evaluate.aggregate_outcomes(runs).get(key, {})
+            cells = [
+                f"{table[n]['reliability']:.3f} / {table[n]['read_share']:.3f} / {table[n]['overshoot']:.3f} "
+                f"({table[n]['runs']})"
+                if n in table
+                else "-"
+                for n in names
+            ]
+            lines.append(f"| {group} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def split_fresh(results, seeds):
+    """(runs at seeds 0..seeds-1, runs at later seeds), both keyed as `results`."""
+    main, fresh = {}, {}
+    for key, runs in results.items():
+        for run in runs:
+            (main if run["seed"] < seeds else fresh).setdefault(key, []).append(run)
+    return main, fresh
 
 
 def rules_from_readings(args, results):
@@ -594,8 +653,9 @@ def main():
                 results.setdefault((review, ranker), []).append(run)
     if args.rules_from_readings:
         rules_from_readings(args, results)
+    results, fresh = split_fresh(results, args.seeds)
     if args.report_only or args.rules_from_readings:
-        outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
+        outputs.write_text(args.output, markdown(results, args, reviews, rankers, info, fresh))
         write_stopping_outputs(results, args, reviews)
         return
     data = {review: load(args.data_dir, review) for review in reviews}

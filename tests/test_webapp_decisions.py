@@ -201,5 +201,12 @@ def test_progress_and_stop_panel_read_either_verdict(extra):
     assert ("[0.800, 1.000]" in progress_markdown(verdict)) == bool(extra)
     assert "You may stop.</b> The hypergeometric rule certifies recall >= 0.9" in stop_html(verdict)
     verdict["rules"]["hypergeometric"]["stop"] = False
-    assert "A rule says stop:</b> consecutive_excludes (no guarantee)" in stop_html(verdict)
+    assert "A rule says stop:</b> consecutive_excludes (no guarantee)." in stop_html(verdict)
     assert "Recommended rule: **audit**" in progress_markdown({**verdict, "recommended": "audit"})
+    verdict["rules"]["counting_process@0.95"] = {"stop": True, "guarantee": "estimate", "recall_estimate": 0.97}
+    assert "certif" not in stop_html(verdict).split("No certified")[0]  # an estimate never reads as a guarantee
+    assert "consecutive_excludes (no guarantee), counting_process@0.95 (an estimate)" in stop_html(verdict)
+    measured = {"reliability": 0.958, "runs": 190}
+    panel = stop_html({**verdict, "recommended": "counting_process@0.95", "recommended_measured": measured})
+    assert 'class="stop-panel estimate"' in panel and "estimates recall 0.970" in panel
+    assert "in 96% of 190 simulated runs" in panel

@@ -37,6 +37,7 @@ CSS = """
 .stop-panel { padding: 0.6em 1em; border-radius: 6px; border: 2px solid; }
 .stop-panel.stop { background: #e3f6e0; border-color: #3c9a34; }
 .stop-panel.heuristic { background: #fff6dc; border-color: #c99a1c; }
+.stop-panel.estimate { background: #e2efff; border-color: #2f6fc0; }
 """
 
 
@@ -175,27 +176,45 @@ def _rule_name(recommended):
 
 
 def stop_html(verdict):
-    """The panel that says the reviewer may stop: a certified rule (no 'none' guarantee) in green, a heuristic one
-    in amber; empty while every rule says go on."""
+    """The panel that says the reviewer may stop: green when a certified rule says stop (a guarantee); blue when
+    the recommended rule, an estimate measured on the benchmark reviews, says stop; amber when only other rules
+    (heuristics, unrecommended estimates) do; empty while every rule says go on."""
     if not verdict:
         return ""
     stopping = {n: r for n, r in verdict["rules"].items() if r["stop"]}
     if not stopping:
         return ""
-    certified = [n for n, r in stopping.items() if r.get("guarantee", "certified") != "none"]
+    target, confidence = verdict["target_recall"], verdict["confidence"]
+    certified = [n for n, r in stopping.items() if r.get("guarantee", "certified") == "certified"]
     recommended = verdict.get("recommended")
+    tail = (f" Recommended rule: {html.escape(_rule_name(recommended))}." if recommended else "") + (
+        " The report is on the Export tab.</div>"
+    )
     if certified:
         return (
             f'<div class="stop-panel stop"><b>You may stop.</b> The {html.escape(certified[0])} rule certifies '
-            f"recall >= "
-            f"{verdict['target_recall']:g} at confidence {verdict['confidence']:g} after {verdict['records_read']} "
-            f"of {verdict['records']} records ({verdict['includes_found']} includes)."
-            + (f" Recommended rule: {html.escape(_rule_name(recommended))}." if recommended else "")
-            + " The report is on the Export tab.</div>"
+            f"recall >= {target:g} at confidence {confidence:g} after {verdict['records_read']} of "
+            f"{verdict['records']} records ({verdict['includes_found']} includes)." + tail
         )
+    if recommended in stopping:
+        rule, measured = stopping[recommended], verdict.get("recommended_measured") or {}
+        estimate = rule.get("recall_estimate")
+        reliability = measured.get("reliability")
+        return (
+            f'<div class="stop-panel estimate"><b>The recommended rule says stop.</b> {html.escape(recommended)} '
+            f"(an estimate, not a guarantee)"
+            + (f" estimates recall {estimate:.3f}" if isinstance(estimate, (int, float)) else "")
+            + (
+                f"; it reached the target in {reliability:.0%} of {measured.get('runs')} simulated runs"
+                if isinstance(reliability, (int, float))
+                else ""
+            )
+            + f". No certified rule says stop yet at {target:g}. The report is on the Export tab.</div>"
+        )
+    kinds = {n: "no guarantee" if r.get("guarantee") == "none" else "an estimate" for n, r in stopping.items()}
     return (
-        f'<div class="stop-panel heuristic"><b>A rule says stop:</b> {html.escape(", ".join(stopping))} '
-        f"(no guarantee). No certified rule says stop yet.</div>"
+        f'<div class="stop-panel heuristic"><b>A rule says stop:</b> '
+        f"{html.escape(', '.join(f'{n} ({k})' for n, k in kinds.items()))}. No certified rule says stop yet.</div>"
     )
 
 

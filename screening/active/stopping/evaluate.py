@@ -104,9 +104,9 @@ def rule_outcomes(reading, stop_args, targets=TARGETS, seed=0, names=None, with_
 
 
 def run_at_stricter_targets(run):
-    """A run's outcomes with, at each target t, every rule run at each stricter target t' as `rule@t'` (a rule that
-    stops at recall >= t' has reached t too; its overshoot is counted from t's oracle stop). Outcomes written
-    without `n_target` and `records` get none."""
+    """A run's outcomes with, at each target t, every rule that states a recall run at each stricter target t' as
+    `rule@t'` (a rule that stops at recall >= t' has reached t too; its overshoot is counted from t's oracle stop).
+    Outcomes written without `n_target` and `records` get none."""
     out = {target: dict(rules) for target, rules in run.items()}
     for target, rules in run.items():
         for stricter, others in run.items():
@@ -114,8 +114,8 @@ def run_at_stricter_targets(run):
                 continue
             for name, o in others.items():
                 base = rules.get(name)
-                if "@" in name or base is None or "n_target" not in base or "n_target" not in o:
-                    continue
+                if guarantee_of(name) == "none" or base is None or "n_target" not in base or "n_target" not in o:
+                    continue  # a heuristic stops where it stops, whatever the target
                 out[target][f"{name}@{stricter}"] = {
                     **o,
                     "reached_target": bool(o["recall"] >= float(target) - 1e-12),

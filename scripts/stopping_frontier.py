@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""How far the counting process is from a bar: its reliability against its mean overshoot at one target recall
+(default 0.9), swept over its confidence, its rate (the better of hyperbolic and exponential, or exponential alone)
+and the target it runs at (the one asked, or a stricter one), with the hypergeometric rule swept over its
+confidence beside it. Runs on the readings `scripts/benchmark_screening.py --readings_dir` kept (the default
+ranker's runs, seeds 0..S-1); no ranker runs. Writes a markdown table, the curves (PNG) and, for the variant of
+least overshoot among those reaching the target in >= 95% of the runs, what each review adds to its mean overshoot.
+
+    python scripts/stopping_frontier.py --readings_dir readings --seeds 10
+"""
+
+import datetime
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _reviews import CLEF  # noqa: E402
+from benchmark_screening import SIX, commit, load_reading, machine  # noqa: E402
+
+from screening import outputs  # noqa: E402
+from screening.active.stopping import RULES, evaluate  # noqa: E402
+from screening.cli import ScriptArgumentParser  # noqa: E402
+
+CONFIDENCES = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
+RATES = ("best", "exponential")
+
+
+def parse(argv=None):
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawTextHelpFormatter)
+    parser.add_argument("--readings_dir", required=True, help="The readings benchmark_screening.py kept (.npz).")
+    parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..S-1 of the default ranker's readings.")
+    parser.add_argument("--target", type=float, default=0.9, help="The target recall the variants are judged at.")
+    parser.add_argument("--stricter", type=float, default=0.95, help="The stricter target a variant may run at.")
+    parser.add_argument("--bar_reliability", type=float, default=0.95, help="The bar: least share of runs.")
+    parser.add_argument("--bar_overshoot", type=float, default=0.10, help="The bar: most mean overshoot.")
+    parser.add_argument("--output", default="benchmarks/stopping_frontier.md", help="The markdown written.")
+    return parser.parse_args(argv)
+
+
+def variants(target, stricter):
+    """{label: (rule class, its keyword arguments, the target it runs at)}."""
+    out = {}
+    for runs_at in (target, stricter):
+        for rate in RATES:
+            for confidence in CONFIDENCES:
+                label = f"counting_process rate={rate} confidence={confidence:g} at {runs_at:g}"
+                out[label] = (RULES["counting_process"], {"rate": rate, "confidence": confidence}, runs_at)
+        for confidence in (0.5, 0.8, 0.95):
+            label = f"hypergeometric confidence={confidence:g} at {runs_at:g}"
+            out[label] = (RULES["hypergeometric"], {"confidence": confidence}, runs_at)
+    return out
+
+
+def measure(readings, target, stricter):
+    """{label: [(review, reached, overshoot, read_share)] per run}."""
+    results = {}
+    for label, (cls, kwargs, runs_at) in variants(target, stricter).items():
+        rule = cls(target_recall=runs_at, **kwargs)
+        rows = []
+        for review, reading in readings:
+            o = evaluate.outcome(rule.first_stop(reading), reading, target, rule.guarantee)
+            rows.append((review, o["reached_target"], o["overshoot"], o["read_share"]))
+        results[label] = rows
+        print(f"{label}: {np.mean([r[1] for r in rows]):.3f} / {np.mean([r[2] for r in rows]):.3f}", flush=True)
+    return results
+
+
+def plot(path, results, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    ax.add_patch(
+        plt.Rectangle((-1, args.bar_reliability), args.bar_overshoot + 1, 1, color="green", alpha=0.12, label="the bar")
+    )
+    curves = {}
+    for label, rows in results.items():
+        family = label.split(" confidence=")[0] + " at " + label.rsplit(" at ", 1)[1]
+        curves.setdefault(family, []).append((np.mean([r[2] for r in rows]), np.mean([r[1] for r in rows])))
+    for family, points in curves.items():
+        x, y = zip(*sorted(points))
+        ax.plot(x, y, marker="o", label=family)
+    ax.set(
+        xlabel="mean overshoot (n_stop - n_target) / N",
+        ylabel=f"reliability (share of runs reaching {args.target:g})",
+        xlim=(0, 0.8),
+        ylim=(0.4, 1.02),
+        title=f"target {args.target:g}: each curve over the confidence (low at left)",
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with outputs.atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def markdown(results, args, readings):
+    image = Path(args.output).with_suffix(".png").name
+    lines = [
+        f"# Stopping at target {args.target:g}: how far the counting process is from the bar",
+        "",
+        f"Date {datetime.date.today().isoformat()}, commit {commit()}, machine: {machine()}. The default ranker's "
+        f"kept readings, 19 reviews x seeds 0-{args.seeds - 1} ({len(readings)} runs); each variant judged at recall "
+        f"{args.target:g}: reliability (share of runs reaching it), mean overshoot (n_stop - n_target)/N, mean share "
+        f"read. The bar: reliability >= {args.bar_reliability:g} with mean overshoot <= {args.bar_overshoot:g}. "
+        f"`at {args.stricter:g}`: the rule runs at the stricter target. Curves: {image}.",
+        "",
+        f"Command: `python {' '.join(sys.argv)}`",
+        "",
+        "| variant | reliability | overshoot | share read | meets the bar |",
+        "|---|---|---|---|---|",
+    ]
+    figures = {
+        label: (np.mean([r[1] for r in rows]), np.mean([r[2] for r in rows]), np.mean([r[3] for r in rows]))
+        for label, rows in results.items()
+    }
+    for label, (reliability, overshoot, read) in figures.items():
+        meets = reliability >= args.bar_reliability and overshoot <= args.bar_overshoot
+        lines.append(f"| {label} | {reliability:.3f} | {overshoot:.3f} | {read:.3f} | {'yes' if meets else 'no'} |")
+    reliable = [(f[1], label) for label, f in figures.items() if f[0] >= args.bar_reliability]
+    if reliable:
+        best = min(reliable)[1]
+        rows = results[best]
+        lines += [
+            "",
+            f"The reliable variant (>= {args.bar_reliability:g}) of least overshoot: **{best}** "
+            f"({figures[best][0]:.3f} / {figures[best][1]:.3f}). What each review adds to its mean overshoot "
+            "(its runs' overshoot / all runs), with its size:",
+            "",
+            f"| review | group | records | includes | reliability | mean overshoot | adds to the mean "
+            f"({figures[best][1]:.3f}) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        sizes = {review: (reading.records, int(reading.labels.sum())) for review, reading in readings}
+        for review in dict.fromkeys(r[0] for r in rows):
+            mine = [r for r in rows if r[0] == review]
+            lines.append(
+                f"| {review} | {'six' if review in SIX else 'CLEF'} | {sizes[review][0]} | {sizes[review][1]} "
+                f"| {np.mean([r[1] for r in mine]):.2f} | {np.mean([r[2] for r in mine]):.3f} "
+                f"| {sum(r[2] for r in mine) / len(rows):.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    args = parse()
+    paths = [Path(args.readings_dir) / f"{r}__default__seed{s}.npz" for r in SIX + CLEF for s in range(args.seeds)]
+    readings = [(path.name.split("__")[0], load_reading(path)) for path in paths if path.exists()]
+    if not readings:
+        raise SystemExit(f"error: --readings_dir {args.readings_dir} holds no default-ranker reading")
+    results = measure(readings, args.target, args.stricter)
+    plot(Path(args.output).with_suffix(".png"), results, args)
+    outputs.write_text(args.output, markdown(results, args, readings))
+    print(f"wrote {args.output} and {Path(args.output).with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
