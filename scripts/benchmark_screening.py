@@ -491,7 +491,7 @@ def stopping_tables(results, args, reviews, rankers):
     return lines
 
 
-def write_stopping_outputs(results, args, reviews):
+def write_stopping_outputs(results, args, reviews, info):
     """The reliability-against-overshoot plot per target (every ranker's runs pooled) and, when asked, the
     default ranker's figures as the JSON `screen` reads."""
     runs = [run_rules(r) for (review, _), rs in results.items() if review in reviews for r in rs]
@@ -505,7 +505,7 @@ def write_stopping_outputs(results, args, reviews):
         if not table:
             return
         seeds = len({r["seed"] for (review, ranker), rs in results.items() if ranker == DEFAULT for r in rs})
-        measured_on = f"{len(reviews)} reviews x {seeds} seeds, ranker {DEFAULT}, commit {commit()}"
+        measured_on = f"{len(reviews)} reviews x {seeds} seeds, ranker {DEFAULT}, commit {info['commit']}"
         for rules in table.values():
             for figures in rules.values():
                 figures["measured_on"] = measured_on
@@ -656,7 +656,7 @@ def main():
     results, fresh = split_fresh(results, args.seeds)
     if args.report_only or args.rules_from_readings:
         outputs.write_text(args.output, markdown(results, args, reviews, rankers, info, fresh))
-        write_stopping_outputs(results, args, reviews)
+        write_stopping_outputs(results, args, reviews, info)
         return
     data = {review: load(args.data_dir, review) for review in reviews}
     ranker_cache = {review: {} for review in reviews}
@@ -680,7 +680,7 @@ def main():
                         flush=True,
                     )
     outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
-    write_stopping_outputs(results, args, reviews)
+    write_stopping_outputs(results, args, reviews, info)
 
 
 if __name__ == "__main__":
