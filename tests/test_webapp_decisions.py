@@ -197,12 +197,12 @@ def test_progress_and_stop_panel_read_either_verdict(extra):
         "rules": {"hypergeometric": {"stop": True, **extra},
                   "consecutive_excludes": {"stop": True, "guarantee": "none"}},
     }  # fmt: skip
-    assert "| hypergeometric | STOP |" in progress_markdown(verdict)
+    assert "| `hypergeometric` | STOP |" in progress_markdown(verdict)  # code: no autolink of rule@0.95
     assert ("[0.800, 1.000]" in progress_markdown(verdict)) == bool(extra)
     assert "You may stop.</b> The hypergeometric rule certifies recall >= 0.9" in stop_html(verdict)
     verdict["rules"]["hypergeometric"]["stop"] = False
     assert "A rule says stop:</b> consecutive_excludes (no guarantee)." in stop_html(verdict)
-    assert "Recommended rule: **audit**" in progress_markdown({**verdict, "recommended": "audit"})
+    assert "Recommended rule: **`audit`**" in progress_markdown({**verdict, "recommended": "audit"})
     verdict["rules"]["counting_process@0.95"] = {"stop": True, "guarantee": "estimate", "recall_estimate": 0.97}
     assert "certif" not in stop_html(verdict).split("No certified")[0]  # an estimate never reads as a guarantee
     assert "consecutive_excludes (no guarantee), counting_process@0.95 (an estimate)" in stop_html(verdict)

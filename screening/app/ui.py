@@ -161,9 +161,9 @@ def progress_markdown(verdict):
         estimate = f"{estimate:.3f}" if isinstance(estimate, (int, float)) else ""
         interval = f"[{interval[0]:.3f}, {interval[1]:.3f}]" if isinstance(interval, (list, tuple)) else ""
         guarantee = rule.get("guarantee", "")
-        lines.append(f"| {name} | {'STOP' if rule['stop'] else 'go on'} | {estimate} | {interval} | {guarantee} |")
+        lines.append(f"| `{name}` | {'STOP' if rule['stop'] else 'go on'} | {estimate} | {interval} | {guarantee} |")
     if verdict.get("recommended"):
-        lines += ["", f"Recommended rule: **{_rule_name(verdict['recommended'])}**."]
+        lines += ["", f"Recommended rule: **`{_rule_name(verdict['recommended'])}`**."]
     return "\n".join(lines)
 
 

@@ -1,0 +1,67 @@
+"""scripts/stopping_frontier.py on readings kept by the screening benchmark, and the benchmark's report of the
+recommended rules on fresh seeds."""
+
+import sys
+
+import numpy as np
+
+from screening.active.stopping import StoppingArguments, evaluate
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import benchmark_screening  # noqa: E402
+import stopping_frontier  # noqa: E402
+
+
+def kept_reading(tmp_path, review, seed, labels):
+    reading = evaluate.SimulatedReading(labels, np.arange(labels.size), [])
+    benchmark_screening.save_reading(tmp_path / f"{review}__default__seed{seed}.npz", reading)
+    return reading
+
+
+def test_frontier_measures_every_variant_and_what_each_review_adds(tmp_path):
+    early = np.r_[np.ones(30, int), np.zeros(570, int)]  # every include first: each variant reaches 0.9
+    late = np.zeros(400, int)
+    late[[0, 2, 5, 9, 14, 20, 27, 35, 300, 390]] = 1  # 2 of 10 includes far down: a short stop misses 0.9
+    kept_reading(tmp_path, "van_de_Schoot_2018", 0, early)
+    kept_reading(tmp_path, "CLEF2017_CD008760", 0, late)
+    out = tmp_path / "frontier.md"
+    argv = ["stopping_frontier.py", "--readings_dir", str(tmp_path), "--seeds", "1", "--output", str(out)]
+    old, sys.argv = sys.argv, argv
+    try:
+        stopping_frontier.main()
+    finally:
+        sys.argv = old
+    text = out.read_text()
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    rows = [line for line in text.splitlines() if line.startswith("| counting_process rate=")]
+    assert len(rows) == 2 * 2 * len(stopping_frontier.CONFIDENCES)  # 2 rates x 2 targets run at
+    hyper = next(line for line in text.splitlines() if line.startswith("| hypergeometric confidence=0.95 at 0.9 |"))
+    assert hyper.split(" | ")[1] == "1.000"  # certified: reaches 0.9 on both
+    assert "| van_de_Schoot_2018 | six | 600 | 30 |" in text and "| CLEF2017_CD008760 | CLEF | 400 | 10 |" in text
+    # the review rows' shares add up to the chosen variant's mean overshoot
+    best = float(text.split("of least overshoot: **")[1].split("(")[1].split(" / ")[1].split(")")[0])
+    shares = [float(line.rsplit("|", 2)[1]) for line in text.splitlines() if line.startswith(("| van_", "| CLEF"))]
+    assert abs(sum(shares) - best) < 2e-3
+
+
+def test_benchmark_reports_runs_at_later_seeds_apart(tmp_path):
+    labels = np.r_[np.ones(20, int), np.zeros(380, int)]
+    results = {}
+    for seed in (0, 1, 2):
+        reading = evaluate.SimulatedReading(labels, np.arange(400), [])
+        rules = evaluate.rule_outcomes(reading, StoppingArguments(), (0.9, 0.95), seed, with_scores=False)
+        results.setdefault(("van_de_Schoot_2018", "default"), []).append({"seed": seed, "rules": rules})
+    main, fresh = benchmark_screening.split_fresh(results, 2)
+    assert [r["seed"] for r in main[("van_de_Schoot_2018", "default")]] == [0, 1]
+    assert [r["seed"] for r in fresh[("van_de_Schoot_2018", "default")]] == [2]
+    args = benchmark_screening.parse(["--seeds", "2", "--targets", "0.9,0.95"])
+    lines = benchmark_screening.fresh_seed_check(main, fresh, ["van_de_Schoot_2018"], args)
+    assert lines[0] == "## The recommended rules on fresh seeds (2-2)"
+    chosen = evaluate.recommend(evaluate.aggregate_outcomes([r["rules"] for r in main[("van_de_Schoot_2018",
+                                                                                       "default")]]), 0.9)  # fmt: skip
+    assert f"Target 0.9, recommended: **{chosen}**" in lines
+    six = next(line for line in lines if line.startswith("| six |"))
+    assert six.split(" | ")[1].startswith("1.000 / ") and six.split(" | ")[1].endswith("(1)")  # the fresh run only
+    assert benchmark_screening.fresh_seed_check(main, {}, ["van_de_Schoot_2018"], args) == []
