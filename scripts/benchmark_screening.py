@@ -431,7 +431,9 @@ def stopping_tables(results, args, reviews, rankers):
         "the stop reached the target), mean and min recall at the stop, mean share of the records read (a sample "
         "rule's random sample included), mean overshoot (n_stop - n_target)/N with n_target the first point where "
         "recall reaches the target. Guarantee: certified (hypergeometric, audit, qbcb), estimate, none (assumptions: "
-        "screening/active/stopping/). Recommended: reliability >= 0.95 at the least overshoot. Rules that read the "
+        "screening/active/stopping/). `rule@t'`: a rule that states a recall, run at the stricter target t' and "
+        "judged at this one (its overshoot counted from this target's n_target). Recommended: among the rules that "
+        "state a recall (and their rule@t'), reliability >= 0.95 at the least overshoot. Rules that read the "
         "ranker's scores are evaluated at the loop's retrain points; they are not run on ASReview's stream. "
         f"Confidence 0.95. Plot: {Path(args.output).with_suffix('').name}_stopping.png.",
         "",
