@@ -616,6 +616,12 @@ def fresh_seed_check(results, fresh, reviews, args):
     return lines
 
 
+def write_report(results, fresh, args, reviews, rankers, info):
+    """The markdown (the fresh seeds' check included), the reliability plot and, when asked, rule_reliability.json."""
+    outputs.write_text(args.output, markdown(results, args, reviews, rankers, info, fresh))
+    write_stopping_outputs(results, args, reviews, info)
+
+
 def split_fresh(results, seeds):
     """(runs at seeds 0..seeds-1, runs at later seeds), both keyed as `results`."""
     main, fresh = {}, {}
@@ -657,8 +663,7 @@ def main():
         rules_from_readings(args, results)
     results, fresh = split_fresh(results, args.seeds)
     if args.report_only or args.rules_from_readings:
-        outputs.write_text(args.output, markdown(results, args, reviews, rankers, info, fresh))
-        write_stopping_outputs(results, args, reviews, info)
+        write_report(results, fresh, args, reviews, rankers, info)
         return
     data = {review: load(args.data_dir, review) for review in reviews}
     ranker_cache = {review: {} for review in reviews}
@@ -675,14 +680,13 @@ def main():
                     run = one_run(args, review, ranker, seed, frame, labels, ranker_cache[review], folder)
                     outputs.write_json(path, run)
                     results.setdefault((review, ranker), []).append({**run, "seed": seed})
-                    outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
+                    outputs.write_text(args.output, markdown(results, args, reviews, rankers, info, fresh))
                     print(
                         f"{review} {ranker} seed {seed}: n95 {run['figures']['n95']} "
                         f"wall {run['figures']['wall_time_s']:.1f}s",
                         flush=True,
                     )
-    outputs.write_text(args.output, markdown(results, args, reviews, rankers, info))
-    write_stopping_outputs(results, args, reviews, info)
+    write_report(results, fresh, args, reviews, rankers, info)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ import datetime
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,31 +40,40 @@ def parse(argv=None):
 
 
 def variants(target, stricter):
-    """{label: (rule class, its keyword arguments, the target it runs at)}."""
+    """{label: (the curve it lies on, the rule)}: each curve one rule, rate and target run at, over its confidence."""
     out = {}
     for runs_at in (target, stricter):
         for rate in RATES:
             for confidence in CONFIDENCES:
-                label = f"counting_process rate={rate} confidence={confidence:g} at {runs_at:g}"
-                out[label] = (RULES["counting_process"], {"rate": rate, "confidence": confidence}, runs_at)
+                curve = f"counting_process rate={rate} at {runs_at:g}"
+                out[f"counting_process rate={rate} confidence={confidence:g} at {runs_at:g}"] = (
+                    curve,
+                    RULES["counting_process"](runs_at, confidence, rate=rate),
+                )
         for confidence in (0.5, 0.8, 0.95):
-            label = f"hypergeometric confidence={confidence:g} at {runs_at:g}"
-            out[label] = (RULES["hypergeometric"], {"confidence": confidence}, runs_at)
+            out[f"hypergeometric confidence={confidence:g} at {runs_at:g}"] = (
+                f"hypergeometric at {runs_at:g}",
+                RULES["hypergeometric"](runs_at, confidence),
+            )
     return out
 
 
 def measure(readings, target, stricter):
-    """{label: [(review, reached, overshoot, read_share)] per run}."""
+    """{label: (curve, [(review, outcome at `target`)] per run)}."""
     results = {}
-    for label, (cls, kwargs, runs_at) in variants(target, stricter).items():
-        rule = cls(target_recall=runs_at, **kwargs)
-        rows = []
-        for review, reading in readings:
-            o = evaluate.outcome(rule.first_stop(reading), reading, target, rule.guarantee)
-            rows.append((review, o["reached_target"], o["overshoot"], o["read_share"]))
-        results[label] = rows
-        print(f"{label}: {np.mean([r[1] for r in rows]):.3f} / {np.mean([r[2] for r in rows]):.3f}", flush=True)
+    for label, (curve, rule) in variants(target, stricter).items():
+        rows = [(review, evaluate.outcome(rule.first_stop(reading), reading, target, rule.guarantee))
+                for review, reading in readings]  # fmt: skip
+        results[label] = curve, rows
+        figures = pooled(rows, target)
+        print(f"{label}: {figures['reliability']:.3f} / {figures['overshoot']:.3f}", flush=True)
     return results
+
+
+def pooled(rows, target):
+    """Reliability, recall, share read and overshoot over `rows` (`evaluate.aggregate_outcomes`)."""
+    key = f"{target:g}"
+    return evaluate.aggregate_outcomes([{key: {"rule": o}} for _, o in rows])[key]["rule"]
 
 
 def plot(path, results, args):
@@ -80,12 +87,12 @@ def plot(path, results, args):
         plt.Rectangle((-1, args.bar_reliability), args.bar_overshoot + 1, 1, color="green", alpha=0.12, label="the bar")
     )
     curves = {}
-    for label, rows in results.items():
-        family = label.split(" confidence=")[0] + " at " + label.rsplit(" at ", 1)[1]
-        curves.setdefault(family, []).append((np.mean([r[2] for r in rows]), np.mean([r[1] for r in rows])))
-    for family, points in curves.items():
+    for curve, rows in results.values():
+        figures = pooled(rows, args.target)
+        curves.setdefault(curve, []).append((figures["overshoot"], figures["reliability"]))
+    for curve, points in curves.items():
         x, y = zip(*sorted(points))
-        ax.plot(x, y, marker="o", label=family)
+        ax.plot(x, y, marker="o", label=curve)
     ax.set(
         xlabel="mean overshoot (n_stop - n_target) / N",
         ylabel=f"reliability (share of runs reaching {args.target:g})",
@@ -116,34 +123,33 @@ def markdown(results, args, readings):
         "| variant | reliability | overshoot | share read | meets the bar |",
         "|---|---|---|---|---|",
     ]
-    figures = {
-        label: (np.mean([r[1] for r in rows]), np.mean([r[2] for r in rows]), np.mean([r[3] for r in rows]))
-        for label, rows in results.items()
-    }
-    for label, (reliability, overshoot, read) in figures.items():
-        meets = reliability >= args.bar_reliability and overshoot <= args.bar_overshoot
-        lines.append(f"| {label} | {reliability:.3f} | {overshoot:.3f} | {read:.3f} | {'yes' if meets else 'no'} |")
-    reliable = [(f[1], label) for label, f in figures.items() if f[0] >= args.bar_reliability]
-    if reliable:
-        best = min(reliable)[1]
-        rows = results[best]
+    figures = {label: pooled(rows, args.target) for label, (_, rows) in results.items()}
+    for label, f in figures.items():
+        meets = f["reliability"] >= args.bar_reliability and f["overshoot"] <= args.bar_overshoot
+        lines.append(
+            f"| {label} | {f['reliability']:.3f} | {f['overshoot']:.3f} | {f['read_share']:.3f} "
+            f"| {'yes' if meets else 'no'} |"
+        )
+    best = evaluate.recommend({f"{args.target:g}": figures}, args.target, args.bar_reliability)
+    if best:
+        rows = results[best][1]
         lines += [
             "",
             f"The reliable variant (>= {args.bar_reliability:g}) of least overshoot: **{best}** "
-            f"({figures[best][0]:.3f} / {figures[best][1]:.3f}). What each review adds to its mean overshoot "
-            "(its runs' overshoot / all runs), with its size:",
+            f"({figures[best]['reliability']:.3f} / {figures[best]['overshoot']:.3f}). What each review adds to its "
+            "mean overshoot (its runs' overshoot / all runs), with its size:",
             "",
             f"| review | group | records | includes | reliability | mean overshoot | adds to the mean "
-            f"({figures[best][1]:.3f}) |",
+            f"({figures[best]['overshoot']:.3f}) |",
             "|---|---|---|---|---|---|---|",
         ]
         sizes = {review: (reading.records, int(reading.labels.sum())) for review, reading in readings}
-        for review in dict.fromkeys(r[0] for r in rows):
-            mine = [r for r in rows if r[0] == review]
+        for review in dict.fromkeys(review for review, _ in rows):
+            mine = [(r, o) for r, o in rows if r == review]
+            f = pooled(mine, args.target)
             lines.append(
                 f"| {review} | {'six' if review in SIX else 'CLEF'} | {sizes[review][0]} | {sizes[review][1]} "
-                f"| {np.mean([r[1] for r in mine]):.2f} | {np.mean([r[2] for r in mine]):.3f} "
-                f"| {sum(r[2] for r in mine) / len(rows):.3f} |"
+                f"| {f['reliability']:.2f} | {f['overshoot']:.3f} | {f['overshoot'] * len(mine) / len(rows):.3f} |"
             )
     return "\n".join(lines) + "\n"
 
