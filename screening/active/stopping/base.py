@@ -5,7 +5,8 @@ A rule is one class: its hyperparameters in `__init__` (target recall, confidenc
 review in progress, and `first_stop(reading, seed)` for a simulated run (default: `decide` at each retrain and
 every 1% of the records for rules that need scores, and an exact strided search over every record for the rules
 that read labels only). Adding a rule: subclass `StoppingRule`, set `name`, `guarantee`, `assumption` (and
-`needs_scores`), decorate with `@register`, and add one test.
+`needs_scores`; `arguments` for a hyperparameter a `StoppingArguments` flag sets), decorate with `@register`, and
+add one test.
 """
 
 import math
@@ -78,6 +79,7 @@ class StoppingRule:
     needs_scores: ClassVar[bool] = False
     in_review: ClassVar[bool] = True  # False: the rule needs what a review does not have (a sample drawn first)
     stride: ClassVar[int] = 100  # label-only rules: tested every `stride` records in simulation, then refined
+    arguments: ClassVar[dict] = {}  # hyperparameter -> the `StoppingArguments` field that sets it
 
     def __init__(self, target_recall=0.95, confidence=0.95):
         self.target_recall = target_recall
@@ -85,8 +87,10 @@ class StoppingRule:
 
     @classmethod
     def from_arguments(cls, stop_args, target_recall):
-        """The rule with the settings of `StoppingArguments` at `target_recall`."""
-        return cls(target_recall=target_recall, confidence=stop_args.confidence)
+        """The rule with the settings of `StoppingArguments` (confidence, and the fields named in `arguments`) at
+        `target_recall`."""
+        settings = {name: getattr(stop_args, field) for name, field in cls.arguments.items()}
+        return cls(target_recall=target_recall, confidence=stop_args.confidence, **settings)
 
     def decide(self, state: ReadingState) -> Decision:
         raise NotImplementedError

@@ -29,14 +29,11 @@ class ConsecutiveExcludesRule(StoppingRule):
 
     name = "consecutive_excludes"
     assumption = "nothing: no guarantee (a ranking that lost the last includes stops as early)"
+    arguments = {"run_length": "consecutive_excludes"}
 
     def __init__(self, target_recall=0.95, confidence=0.95, run_length=50):
         super().__init__(target_recall, confidence)
         self.run_length = run_length
-
-    @classmethod
-    def from_arguments(cls, stop_args, target_recall):
-        return cls(target_recall, stop_args.confidence, stop_args.consecutive_excludes)
 
     def decide(self, state):
         run = trailing_excludes(state.labels)
@@ -53,14 +50,11 @@ class ReadShareRule(StoppingRule):
 
     name = "read_share"
     assumption = "nothing: no guarantee"
+    arguments = {"share": "read_share"}
 
     def __init__(self, target_recall=0.95, confidence=0.95, share=0.5):
         super().__init__(target_recall, confidence)
         self.share = share
-
-    @classmethod
-    def from_arguments(cls, stop_args, target_recall):
-        return cls(target_recall, stop_args.confidence, stop_args.read_share)
 
     def decide(self, state):
         share = state.read / state.records

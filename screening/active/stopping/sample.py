@@ -102,14 +102,11 @@ class AuditRule(StoppingRule):
     name = "audit"
     guarantee = "certified"
     assumption = "nothing about the ranking: the audit sample is drawn at random from the unread records"
+    arguments = {"audit_after": "audit_after"}
 
     def __init__(self, target_recall=0.95, confidence=0.95, audit_after=200):
         super().__init__(target_recall, confidence)
         self.audit_after = audit_after
-
-    @classmethod
-    def from_arguments(cls, stop_args, target_recall):
-        return cls(target_recall, stop_args.confidence, stop_args.audit_after)
 
     def decide(self, state):
         audit = state.audit
