@@ -493,6 +493,13 @@ def stopping_tables(results, args, reviews, rankers):
     return lines
 
 
+def default_rules(results, reviews):
+    """The default ranker's rules over its runs on `reviews`: {target: {rule: figures}} (evaluate.aggregate_outcomes),
+    the table the recommendation is chosen from."""
+    runs = [run_rules(r) for review in reviews for r in results.get((review, DEFAULT), []) if r["rules"]]
+    return evaluate.aggregate_outcomes(runs)
+
+
 def write_stopping_outputs(results, args, reviews, info):
     """The reliability-against-overshoot plot per target (every ranker's runs pooled) and, when asked, the
     default ranker's figures as the JSON `screen` reads."""
@@ -501,9 +508,7 @@ def write_stopping_outputs(results, args, reviews, info):
     if table:
         outputs.plot_reliability_overshoot(Path(args.output).with_name(Path(args.output).stem + "_stopping.png"), table)
     if args.rule_reliability:
-        default = [run_rules(r) for (review, ranker), rs in results.items() if ranker == DEFAULT and review in reviews
-                   for r in rs]  # fmt: skip
-        table = evaluate.aggregate_outcomes([r for r in default if r])
+        table = default_rules(results, reviews)
         if not table:
             return
         seeds = len({r["seed"] for (review, ranker), rs in results.items() if ranker == DEFAULT for r in rs})
@@ -588,9 +593,7 @@ def fresh_seed_check(results, fresh, reviews, args):
         "Cells: reliability / mean share read / mean overshoot (runs).",
         "",
     ]
-    chosen_on = evaluate.aggregate_outcomes(
-        [run_rules(r) for review in reviews for r in results.get((review, DEFAULT), []) if r["rules"]]
-    )
+    chosen_on = default_rules(results, reviews)
     for target in args.targets.split(","):
         key = f"{float(target):g}"
         recommended = evaluate.recommend(chosen_on, float(key)) or "hypergeometric"

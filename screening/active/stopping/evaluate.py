@@ -72,17 +72,17 @@ def outcome(point: StopPoint | None, reading, target, guarantee):
     else:
         read, found, stopped = point.read, point.found, True
         estimate, interval = point.decision.recall_estimate, point.decision.interval
-    recall = found / includes
+    recall, n_target = found / includes, target_point(reading.labels, target)
     return {
         "records": records,
-        "n_target": target_point(reading.labels, target),
+        "n_target": n_target,
         "stop": int(read),
         "stopped": stopped,
         "found": int(found),
         "recall": recall,
         "reached_target": bool(recall >= target - 1e-12),
         "read_share": read / records,
-        "overshoot": (read - target_point(reading.labels, target)) / records,
+        "overshoot": (read - n_target) / records,
         "recall_estimate": None if estimate is None else float(estimate),
         "interval": None if interval is None else [float(x) for x in interval],
         "guarantee": guarantee,
