@@ -261,8 +261,9 @@ def build_app(folder, args, logins=None):
         else:
             message = ""
         started = folder.started
+        table = folder.table().set_index("id", drop=False) if started else None  # search.csv, read once a render
         status = f"Review folder `{folder.out}`: {'started' if started else 'no review yet'}." + (
-            f" {len(folder.records())} records under review." if started else ""
+            f" {len(table)} records under review." if started else ""
         )
         record, maybes, conflicts_choices, payload = None, [], [], {"include_terms": "", "exclude_terms": ""}
         if started and reviewer:
@@ -271,7 +272,6 @@ def build_app(folder, args, logins=None):
             except ScreeningInputError as err:
                 record_id, info = None, f"error: {err}"
             message = message or info
-            table = folder.table().set_index("id", drop=False)
             record = table.loc[record_id].to_dict() if record_id else None
             payload = folder.reviewer(reviewer)
             labels, conflicts = folder.resolved()
