@@ -38,7 +38,8 @@ def test_hypergeometric_p_matches_buscar_loop_with_exact_sums(seed):
 def test_hypergeometric_rejects_after_long_exclude_run_only():
     labels = np.r_[np.ones(20, int), np.zeros(300, int)]
     assert stopping.hypergeometric_p(labels[:25], 400, 0.95) > 0.05
-    point = stopping.hypergeometric_stop(labels, 400, 0.95, 0.95, stride=7)
+    stream = stopping.evaluate.SimulatedReading(np.r_[labels, np.zeros(80, int)], np.arange(400))
+    point = stopping.RULES["hypergeometric"](0.95, 0.95).first_stop(stream).position
     assert 25 < point < 320
     assert stopping.hypergeometric_p(labels[:point], 400) < 0.05 <= stopping.hypergeometric_p(labels[: point - 1], 400)
 

@@ -11,7 +11,7 @@ from scipy.stats import binom, hypergeom
 from screening.active import stopping
 from screening.active.loop import batch_size
 from screening.active.stopping import evaluate
-from screening.active.stopping.base import first_true
+from screening.active.stopping.base import checkpoints
 from screening.active.stopping.calibration import platt
 from screening.active.stopping.hypergeometric import hypergeom_cdf
 from screening.active.stopping.sample import qbcb_cutoff, smallest_sample_includes
@@ -62,8 +62,9 @@ def test_a_new_rule_is_one_class():
             return stopping.Decision(state.read >= 100)
 
     try:
-        point = stopping.build_rules(ARGS, names=["every_hundred"])["every_hundred"].first_stop(reading(UNIFORM))
-        assert point.position == 100  # found exactly by the strided search
+        stream = evaluate.SimulatedReading(UNIFORM, np.arange(UNIFORM.size))  # no retrains: asked after every record
+        point = stopping.build_rules(ARGS, names=["every_hundred"])["every_hundred"].first_stop(stream)
+        assert point.position == 100
     finally:
         del stopping.RULES["every_hundred"]
 
@@ -135,10 +136,21 @@ def test_fast_hypergeometric_cdf_matches_scipy():
                                hypergeom.cdf(k, population, successes, draws), rtol=1e-9, atol=1e-12)  # fmt: skip
 
 
-def test_first_true_is_exact_for_a_monotone_test():
-    for first in (1, 7, 99, 100, 101, 555, 1000):
-        assert first_true(lambda n, first=first: n >= first, 1000, 100) == first
-    assert first_true(lambda n: False, 1000, 100) is None
+def test_a_rule_that_says_stop_for_a_moment_stops_there():
+    """A review asks the rules after each batch and stops at the first yes: so does the simulation, even where the
+    rule would say go on again later (a counting process's fit can)."""
+    run = reading(UNIFORM)
+    moment = run.retrain_points[20]
+
+    class Moment(stopping.StoppingRule):
+        name = "moment"
+
+        def decide(self, state):
+            return stopping.Decision(state.read == moment)
+
+    assert Moment().first_stop(run).position == moment
+    assert Moment().first_stop(evaluate.SimulatedReading(UNIFORM, np.arange(2000))).position == moment
+    assert checkpoints(run, needs_scores=False) == checkpoints(run)  # labels-only rules are asked as often
 
 
 def test_qbcb_cutoff_by_hand():
@@ -257,13 +269,13 @@ def test_counting_process_stops_on_a_tiny_search_before_its_end():
 
 
 def test_rules_with_scores_are_asked_at_each_retrain_and_every_percent():
-    from screening.active.stopping.base import checkpoints
-
     run = reading(ALL_FIRST)  # 2000 records: every 20 records from the first retrain, and at each retrain
     points = checkpoints(run)
     assert set(run.retrain_points) <= set(points) and {2, 22, 42, 1982} <= set(points)
     assert np.diff(points).max() <= 20 and points == sorted(set(points))
-    assert checkpoints(evaluate.SimulatedReading(ALL_FIRST, np.arange(2000))) == []  # no scores: never asked
+    stream = evaluate.SimulatedReading(ALL_FIRST, np.arange(2000))  # read elsewhere: no retrains
+    assert checkpoints(stream) == []  # no scores: the rules that need them are never asked
+    assert checkpoints(stream, needs_scores=False) == list(range(1, 2001))
 
 
 def test_agreement_stops_only_where_both_counting_processes_stop():

@@ -26,7 +26,6 @@ from .hypergeometric import (
     frontier,
     hypergeometric_p,
     hypergeometric_p_totals,
-    hypergeometric_stop,
 )
 from .sample import audit_bound, audit_sample_size, audit_stop, floor_read_share
 
@@ -53,7 +52,6 @@ __all__ = [
     "frontier",
     "hypergeometric_p",
     "hypergeometric_p_totals",
-    "hypergeometric_stop",
     "register",
 ]
 

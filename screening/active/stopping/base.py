@@ -2,11 +2,10 @@
 every rule derives from, and the registry that names them.
 
 A rule is one class: its hyperparameters in `__init__` (target recall, confidence, ...), `decide(state)` for a
-review in progress, and `first_stop(reading, seed)` for a simulated run (default: `decide` at each retrain and
-every 1% of the records for rules that need scores, and an exact strided search over every record for the rules
-that read labels only). Adding a rule: subclass `StoppingRule`, set `name`, `guarantee`, `assumption` (and
-`needs_scores`; `arguments` for a hyperparameter a `StoppingArguments` flag sets), decorate with `@register`, and
-add one test.
+review in progress, and `first_stop(reading, seed)` for a simulated run (default: `decide` where a review asks the
+rules, `checkpoints`, and the first point where it says stop). Adding a rule: subclass `StoppingRule`, set `name`,
+`guarantee`, `assumption` (and `needs_scores`; `arguments` for a hyperparameter a `StoppingArguments` flag sets),
+decorate with `@register`, and add one test.
 """
 
 import math
@@ -78,7 +77,6 @@ class StoppingRule:
     assumption: ClassVar[str] = ""
     needs_scores: ClassVar[bool] = False
     in_review: ClassVar[bool] = True  # False: the rule needs what a review does not have (a sample drawn first)
-    stride: ClassVar[int] = 100  # label-only rules: tested every `stride` records in simulation, then refined
     arguments: ClassVar[dict] = {}  # hyperparameter -> the `StoppingArguments` field that sets it
 
     def __init__(self, target_recall=0.95, confidence=0.95):
@@ -109,42 +107,28 @@ class StoppingRule:
         }
 
     def first_stop(self, reading, seed=0):
-        """The first point of a simulated run (`evaluate.SimulatedReading`) where the rule stops, or None."""
-        if self.needs_scores:
-            for point in checkpoints(reading):
-                decision = self.decide(reading.state(point))
-                if decision.stop:
-                    return reading.stop_point(point, decision)
-            return None
-        point = first_true(lambda n: self.decide(reading.state(n)).stop, reading.records, self.stride)
-        return None if point is None else reading.stop_point(point, self.decide(reading.state(point)))
+        """The first point of a simulated run (`evaluate.SimulatedReading`) where the rule stops, or None: the rule is
+        asked wherever a review would ask it (`checkpoints`), so a rule that says stop for a moment stops there (a
+        review would have; a rule's verdict can turn back to go on as includes come)."""
+        for point in checkpoints(reading, self.needs_scores):
+            if self.stops(reading.state(point)):
+                return reading.stop_point(point, self.decide(reading.state(point)))
+        return None
+
+    def stops(self, state) -> bool:
+        """Whether the rule says stop (`decide(state).stop`; a rule may answer it faster)."""
+        return bool(self.decide(state).stop)
 
 
-def checkpoints(reading, share=0.01):
-    """Where a simulated run asks the rules that need scores: at each retrain, and every ceil(`share` x N) records
-    in between (a review asks as often; the scores there are the last retrain's)."""
+def checkpoints(reading, needs_scores=True, share=0.01):
+    """Where a review asks the rules: after each batch, i.e. at each retrain, and every ceil(`share` x N) records
+    in between (the scores there are the last retrain's). A stream with no retrains (one read elsewhere) is asked
+    after every record by the rules that read labels only, and never by the rules that need scores."""
     if not reading.retrain_points:
-        return []
+        return [] if needs_scores else list(range(1, reading.records + 1))
     step = max(math.ceil(share * reading.records), 1)
     first = reading.retrain_points[0]
     return sorted(set(reading.retrain_points) | set(range(first, reading.records + 1, step)))
-
-
-def first_true(test, last, stride):
-    """The first n in 1..last with test(n): tested every `stride` records (and at `last`), then, in the window since
-    the previous test, every stride / 10, then one by one. Exact unless the test turned true and false again
-    between two tests (then a later point is returned)."""
-    previous = 0
-    for point in sorted(set(range(stride, last + 1, stride)) | {last}):
-        if test(point):
-            if point - previous > 1:
-                window = point - previous - 1
-                finer = first_true(lambda n, start=previous: test(start + n), window, max(stride // 10, 1))
-                if finer is not None:
-                    return previous + finer
-            return point
-        previous = point
-    return None
 
 
 RULES: dict[str, type[StoppingRule]] = {}

@@ -136,19 +136,6 @@ def frontier(labels, records, target_recall=0.95, confidence=0.95):
     }
 
 
-def hypergeometric_stop(labels, records, target_recall=0.95, confidence=0.95, stride=25):
-    """The first point (records read) where the hypergeometric test rejects "recall < target", or None. The test
-    is run every `stride` records (and at the end); after the first rejection the points since the previous check
-    are tested one by one, so the point returned is exact unless p dipped under 1 - confidence and rose again
-    between two checks (then a later, more cautious point is returned)."""
-    from .base import first_true
-
-    labels = np.asarray(labels, dtype=np.int64)
-    start = int(np.argmax(labels)) if labels.any() else labels.size  # nothing is certified before an include
-    test = lambda n: n > start and rejects(labels[:n], records, target_recall, confidence)  # noqa: E731
-    return first_true(test, labels.size, stride)
-
-
 def excludes_to_certify(labels, records, target_recall=0.95, confidence=0.95):
     """How many more records read without an include would let the hypergeometric test stop: the fewest k with
     p(labels + k zeros) < 1 - confidence (0 when it stops now), by bisection (p never rises as zeros are appended:
@@ -188,7 +175,6 @@ class HypergeometricRule(StoppingRule):
         "the last records read are no poorer in includes than a random sample of the unread ones "
         "(conservative while the ranking beats random)"
     )
-    stride = 100
 
     def decide(self, state):
         labels, records = state.labels, state.records
@@ -210,6 +196,5 @@ class HypergeometricRule(StoppingRule):
             detail=detail,
         )
 
-    def first_stop(self, reading, seed=0):
-        point = hypergeometric_stop(reading.labels, reading.records, self.target_recall, self.confidence, self.stride)
-        return None if point is None else reading.stop_point(point, self.decide(reading.state(point)))
+    def stops(self, state):
+        return state.found > 0 and rejects(state.labels, state.records, self.target_recall, self.confidence)
