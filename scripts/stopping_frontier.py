@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """How far the counting process is from a bar: its reliability against its mean overshoot at one target recall
 (default 0.9), swept over its confidence, its rate (the better of hyperbolic and exponential, or exponential alone)
-and the target it runs at (the one asked, or a stricter one), with the hypergeometric rule swept over its
-confidence beside it. Runs on the readings `scripts/benchmark_screening.py --readings_dir` kept (the default
-ranker's runs, seeds 0..S-1); no ranker runs. Writes a markdown table, the curves (PNG) and, for the variant of
-least overshoot among those reaching the target in >= 95% of the runs, what each review adds to its mean overshoot.
+and the target it runs at (the one asked, or a stricter one), with the counting process + classifier, the two
+agreeing, and the hypergeometric rule swept over their confidence beside it. Every variant is asked where a review
+asks the rules (`StoppingRule.first_stop`). Runs on the readings `scripts/benchmark_screening.py --readings_dir`
+kept (the default ranker's runs, seeds 0..S-1); no ranker runs. Writes a markdown table, the curves (PNG) and, for
+the variant of least overshoot among those reaching the target in >= 95% of the runs, what each review adds to its
+mean overshoot.
 
     python scripts/stopping_frontier.py --readings_dir readings --seeds 10
 """
@@ -25,6 +27,8 @@ from screening.cli import ScriptArgumentParser  # noqa: E402
 
 CONFIDENCES = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 RATES = ("best", "exponential")
+WITH_SCORES = ("counting_process_classifier", "counting_process_agree")  # over SCORE_CONFIDENCES, rate best
+SCORE_CONFIDENCES = (0.5, 0.8, 0.95, 0.99)
 
 
 def parse(argv=None):
@@ -49,6 +53,12 @@ def variants(target, stricter):
                 out[f"counting_process rate={rate} confidence={confidence:g} at {runs_at:g}"] = (
                     curve,
                     RULES["counting_process"](runs_at, confidence, rate=rate),
+                )
+        for name in WITH_SCORES:
+            for confidence in SCORE_CONFIDENCES:
+                out[f"{name} confidence={confidence:g} at {runs_at:g}"] = (
+                    f"{name} at {runs_at:g}",
+                    RULES[name](runs_at, confidence),
                 )
         for confidence in (0.5, 0.8, 0.95):
             out[f"hypergeometric confidence={confidence:g} at {runs_at:g}"] = (
