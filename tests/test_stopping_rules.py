@@ -43,7 +43,8 @@ FEW[[3, 250]] = 1  # 2 includes in 600 records
 def test_registry_holds_every_published_rule_with_its_guarantee():
     assert list(stopping.RULES)[:3] == ["hypergeometric", "audit", "qbcb"]
     assert set(stopping.RULES) == {"hypergeometric", "audit", "qbcb", "counting_process", "counting_process_classifier",
-                                   "counting_process_agree", "quant", "quant_ci", "knee", "consecutive_excludes",
+                                   "counting_process_agree", "counting_process_steady", "quant", "quant_ci", "knee",
+                                   "consecutive_excludes",
                                    "read_share"}  # fmt: skip
     certified = {n for n, r in stopping.RULES.items() if r.guarantee == "certified"}
     assert certified == {"hypergeometric", "audit", "qbcb"}
@@ -70,7 +71,8 @@ def test_a_new_rule_is_one_class():
 
 
 @pytest.mark.parametrize("name", ["hypergeometric", "counting_process", "counting_process_classifier", "quant",
-                                  "quant_ci", "knee", "consecutive_excludes", "counting_process_agree"])  # fmt: skip
+                                  "quant_ci", "knee", "consecutive_excludes", "counting_process_agree",
+                                  "counting_process_steady"])  # fmt: skip
 def test_all_includes_first_then_a_long_tail_stops_with_recall_near_one(name):
     rule = stopping.build_rules(ARGS, 0.95, [name])[name]
     point = rule.first_stop(reading(ALL_FIRST))
@@ -79,11 +81,30 @@ def test_all_includes_first_then_a_long_tail_stops_with_recall_near_one(name):
         assert point.decision.recall_estimate >= 0.95
 
 
-@pytest.mark.parametrize("name", ["hypergeometric", "knee", "counting_process", "counting_process_agree"])
+@pytest.mark.parametrize("name", ["hypergeometric", "knee", "counting_process", "counting_process_agree",
+                                  "counting_process_steady"])  # fmt: skip
 def test_includes_spread_uniformly_never_stop_early(name):
     rule = stopping.build_rules(ARGS, 0.95, [name])[name]
     point = rule.first_stop(reading(UNIFORM, perfect_scores=False))
     assert point is None or point.found >= 0.95 * 100
+
+
+def test_steady_counting_process_waits_for_its_verdict_to_hold():
+    """All includes first: the counting process's verdict, once stop, stays stop, so the steady rule stops exactly
+    ceil(0.02 x N) - 1 records later. An include read just after the counting process's first stop breaks the
+    streak: the steady rule reads on past it."""
+    stream = evaluate.SimulatedReading(ALL_FIRST, np.arange(ALL_FIRST.size))  # asked after every record
+    plain = stopping.RULES["counting_process"](0.95, 0.95, rate="exponential").first_stop(stream)
+    steady = stopping.RULES["counting_process_steady"](0.95, 0.95)
+    assert steady.window == 0.02 and steady.rate == "exponential"
+    point = steady.first_stop(stream)
+    assert point.position == plain.position + 40 - 1  # ceil(0.02 x 2000) = 40 stops in a row
+    assert point.decision.detail["stop_streak"] == 40 == point.decision.detail["streak_needed"]
+    late = ALL_FIRST.copy()
+    late[plain.position + 4] = 1  # read 5 records after the plain rule stopped
+    again = steady.first_stop(evaluate.SimulatedReading(late, np.arange(late.size)))
+    assert again.position > plain.position + 5 and again.found == 101
+    assert not steady.decide(stopping.ReadingState(late[: plain.position + 5], 2000)).stop
 
 
 def test_knee_slope_ratio_by_hand():

@@ -1,10 +1,12 @@
 """Counting-process rules: the includes found per position are a Poisson process whose rate falls along the
 ranking; the includes left are the integral of the fitted rate over the unread positions."""
 
+import math
+
 import numpy as np
 from scipy.stats import poisson
 
-from .base import Decision, StoppingRule, register
+from .base import Decision, ReadingState, StoppingRule, register
 from .calibration import probabilities
 
 # the rate's decay per record, b, searched over b x n in [1e-3, 1e4] (and b = 0: a constant rate)
@@ -171,3 +173,36 @@ class CountingProcessAgreementRule(StoppingRule):
         cautious = min(stated, key=lambda d: d.recall_estimate) if stated else Decision(False)
         detail = {f"{name}_stop": bool(d.stop) for name, d in decisions.items()}
         return Decision(all(d.stop for d in decisions.values()), cautious.recall_estimate, cautious.interval, detail)
+
+
+@register
+class SteadyCountingProcessRule(CountingProcessRule):
+    """The counting process, stopping only once it has said stop after each of the last ceil(`window` x N) records
+    read. A fitted rate can say stop for a moment after a run of excludes and go on again at the next include; a
+    review asks after every batch, so it would stop there (on 19 reviews x 10 seeds at 0.9, 1 run in 6 of the
+    counting process's stops fell short so). Requiring the verdict to hold over a share of the search lets a late
+    cluster of includes show itself first. The exponential rate and `window` 0.02 were chosen on seeds 0-9 of the
+    benchmark's runs (at 0.8, 0.9 and 0.95 the least overshoot reaching the target in >= 95% of them); seeds 10-19
+    were left to check it."""
+
+    name = "counting_process_steady"
+    assumption = (
+        "includes arrive as a Poisson process whose rate falls along the ranking as the fitted exponential, and "
+        "its verdict held over the last records read"
+    )
+
+    def __init__(self, target_recall=0.95, confidence=0.95, rate="exponential", min_read=10, window=0.02):
+        super().__init__(target_recall, confidence, rate, min_read)
+        self.window = window
+
+    def decide(self, state):
+        decision = super().decide(state)
+        needed = math.ceil(self.window * state.records)
+        streak = 0  # the records read, up to now, after each of which the counting process said stop
+        while decision.stop and streak < needed and streak < state.read:
+            streak += 1
+            if not super().decide(ReadingState(state.labels[: state.read - streak], state.records)).stop:
+                break
+        steady = decision.stop and streak >= needed
+        detail = {**decision.detail, "stop_streak": streak if decision.stop else 0, "streak_needed": needed}
+        return Decision(steady, decision.recall_estimate, decision.interval, detail)
