@@ -2,11 +2,11 @@
 """How far the counting process is from a bar: its reliability against its mean overshoot at one target recall
 (default 0.9), swept over its confidence, its rate (the better of hyperbolic and exponential, or exponential alone)
 and the target it runs at (the one asked, or a stricter one), with the counting process + classifier, the two
-agreeing, and the hypergeometric rule swept over their confidence beside it. Every variant is asked where a review
-asks the rules (`StoppingRule.first_stop`). Runs on the readings `scripts/benchmark_screening.py --readings_dir`
-kept (the default ranker's runs, seeds 0..S-1); no ranker runs. Writes a markdown table, the curves (PNG) and, for
-the variant of least overshoot among those reaching the target in >= 95% of the runs, what each review adds to its
-mean overshoot.
+agreeing, the steady counting process and the hypergeometric rule swept over their confidence beside it. Every
+variant is asked where a review asks the rules (`StoppingRule.first_stop`). Runs on the readings
+`scripts/benchmark_screening.py --readings_dir` kept (the default ranker's runs, seeds 0..S-1); no ranker runs.
+Writes a markdown table, the curves (PNG) and, for the variant of least overshoot among those reaching the target
+in >= 95% of the runs, what each review adds to its mean overshoot.
 
     python scripts/stopping_frontier.py --readings_dir readings --seeds 10
 """
@@ -27,8 +27,8 @@ from screening.cli import ScriptArgumentParser  # noqa: E402
 
 CONFIDENCES = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 RATES = ("best", "exponential")
-WITH_SCORES = ("counting_process_classifier", "counting_process_agree")  # over SCORE_CONFIDENCES, rate best
-SCORE_CONFIDENCES = (0.5, 0.8, 0.95, 0.99)
+OTHERS = ("counting_process_classifier", "counting_process_agree", "counting_process_steady")  # at their defaults
+OTHER_CONFIDENCES = (0.5, 0.8, 0.95, 0.99)
 
 
 def parse(argv=None):
@@ -54,8 +54,8 @@ def variants(target, stricter):
                     curve,
                     RULES["counting_process"](runs_at, confidence, rate=rate),
                 )
-        for name in WITH_SCORES:
-            for confidence in SCORE_CONFIDENCES:
+        for name in OTHERS:
+            for confidence in OTHER_CONFIDENCES:
                 out[f"{name} confidence={confidence:g} at {runs_at:g}"] = (
                     f"{name} at {runs_at:g}",
                     RULES[name](runs_at, confidence),
@@ -92,7 +92,8 @@ def plot(path, results, args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(8.5, 5.4))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 12 curves
     ax.add_patch(
         plt.Rectangle((-1, args.bar_reliability), args.bar_overshoot + 1, 1, color="green", alpha=0.12, label="the bar")
     )

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from screening.active import stopping
 from screening.active.stopping import StoppingArguments, evaluate
 
 from .conftest import REPO
@@ -37,10 +38,11 @@ def test_frontier_measures_every_variant_and_what_each_review_adds(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 10_000
     rows = [line for line in text.splitlines() if line.startswith("| counting_process rate=")]
     assert len(rows) == 2 * 2 * len(stopping_frontier.CONFIDENCES)  # 2 rates x 2 targets run at
-    for name in stopping_frontier.WITH_SCORES:  # no retrains kept here: never asked, so read to the end
-        scored = [line for line in text.splitlines() if line.startswith(f"| {name} confidence=")]
-        assert len(scored) == 2 * len(stopping_frontier.SCORE_CONFIDENCES)
-        assert all(line.split(" | ")[3] == "1.000" for line in scored)  # share read
+    for name in stopping_frontier.OTHERS:
+        rows = [line for line in text.splitlines() if line.startswith(f"| {name} confidence=")]
+        assert len(rows) == 2 * len(stopping_frontier.OTHER_CONFIDENCES)
+        if stopping.RULES[name].needs_scores:  # no retrains kept here: never asked, so read to the end
+            assert all(line.split(" | ")[3] == "1.000" for line in rows)  # share read
     hyper = next(line for line in text.splitlines() if line.startswith("| hypergeometric confidence=0.95 at 0.9 |"))
     assert hyper.split(" | ")[1] == "1.000"  # certified: reaches 0.9 on both
     assert "| van_de_Schoot_2018 | six | 600 | 30 |" in text and "| CLEF2017_CD008760 | CLEF | 400 | 10 |" in text
