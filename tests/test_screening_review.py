@@ -3,6 +3,7 @@ a rerun losing nothing, and every bad-labels case as a one-line error naming the
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import rispy
@@ -220,3 +221,22 @@ def test_screen_and_simulate_share_the_loop(demo, tmp_path):
     assert compared == len([p for p, _ in reading.retrains if p < sim["order"].size]) > 3
     assert verdict["recommended"] in verdict["rules"]
     assert {"recall_estimate", "interval", "assumption", "guarantee"} <= set(verdict["rules"]["quant"])
+
+
+def test_recommended_steady_rule_says_how_long_its_verdict_has_held():
+    """The steady counting process, recommended at 0.95: 10 records after its counting process first says stop,
+    the team is told the streak so far and the records it needs (ceil(0.02 x 2000) = 40)."""
+    from screening.active import stopping
+    from screening.active.review import recommendation_lines, verdicts
+
+    labels = np.r_[np.ones(100, int), np.zeros(1900, int)]
+    stream = stopping.evaluate.SimulatedReading(labels, np.arange(2000))
+    first = stopping.RULES["counting_process"](0.95, 0.95, rate="exponential").first_stop(stream).position
+    verdict = verdicts(labels[: first + 10], 2000, stopping.StoppingArguments(), None)
+    assert verdict["recommended"] == "counting_process_steady"  # screening/active/rule_reliability.json at 0.95
+    line = recommendation_lines(verdict)[0]
+    held = "go on (its counting process has said stop after each of the last 11 records read, of the 40 it needs)"
+    assert held in line
+    done = verdicts(labels[: first + 39], 2000, stopping.StoppingArguments(), None)
+    assert recommendation_lines(done)[0].startswith("Recommended (counting_process_steady, an estimate, not a ")
+    assert "): STOP; recall estimate" in recommendation_lines(done)[0]

@@ -320,8 +320,15 @@ def recommendation_lines(verdict):
         if measured and measured.get("reliability") is not None
         else "its reliability on the benchmark reviews is not measured yet"
     )
+    streak = rule.get("stop_streak")  # a steady rule: how long its verdict has held
+    held = (
+        f" (its counting process has said stop after each of the last {streak} records read, of the "
+        f"{rule['streak_needed']} it needs)"
+        if streak and not rule["stop"]
+        else ""
+    )
     first = (
-        f"Recommended ({name}, {kind[rule['guarantee']]}): {'STOP' if rule['stop'] else 'go on'}; {estimate}; "
+        f"Recommended ({name}, {kind[rule['guarantee']]}): {'STOP' if rule['stop'] else 'go on'}{held}; {estimate}; "
         f"{reliability}. Assumes {rule['assumption']}."
     )
     certified = verdict["rules"]["hypergeometric"]
