@@ -210,3 +210,18 @@ def test_progress_and_stop_panel_read_either_verdict(extra):
     panel = stop_html({**verdict, "recommended": "counting_process@0.95", "recommended_measured": measured})
     assert 'class="stop-panel estimate"' in panel and "estimates recall 0.970" in panel
     assert "in 96% of 190 simulated runs" in panel
+
+
+def test_progress_says_how_long_the_steady_rules_stop_has_held():
+    from screening.app.ui import progress_markdown
+
+    verdict = {
+        "records": 2000, "records_read": 150, "includes_found": 100, "target_recall": 0.95, "confidence": 0.95,
+        "frontier": {"recall_bound": 0.9, "target_confidence": 0.9, "expected_missed_high": 5.0},
+        "recommended": "counting_process_steady",
+        "rules": {"counting_process_steady": {"stop": False, "stop_streak": 11, "streak_needed": 40}},
+    }  # fmt: skip
+    held = "its counting process has said stop after each of the last 11 records read, of the 40 it needs"
+    assert f"Recommended rule: **`counting_process_steady`** ({held})." in progress_markdown(verdict)
+    verdict["rules"]["counting_process_steady"].update(stop=True, stop_streak=40)
+    assert progress_markdown(verdict).endswith("Recommended rule: **`counting_process_steady`**.")

@@ -297,6 +297,18 @@ def _short(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def steady_progress(rule):
+    """For a steady rule that says go on while its counting process says stop: how long that stop has held and how
+    long it must ('' otherwise)."""
+    streak = rule.get("stop_streak")
+    if not streak or rule["stop"]:
+        return ""
+    return (
+        f"its counting process has said stop after each of the last {streak} records read, of the "
+        f"{rule['streak_needed']} it needs"
+    )
+
+
 def recommendation_lines(verdict):
     """Two lines for the review team: the recommended rule (its verdict, recall estimate and measured reliability)
     and the certified hypergeometric rule (a guarantee: its bound, and how many more excludes let it stop)."""
@@ -320,13 +332,7 @@ def recommendation_lines(verdict):
         if measured and measured.get("reliability") is not None
         else "its reliability on the benchmark reviews is not measured yet"
     )
-    streak = rule.get("stop_streak")  # a steady rule: how long its verdict has held
-    held = (
-        f" (its counting process has said stop after each of the last {streak} records read, of the "
-        f"{rule['streak_needed']} it needs)"
-        if streak and not rule["stop"]
-        else ""
-    )
+    held = f" ({steady_progress(rule)})" if steady_progress(rule) else ""
     first = (
         f"Recommended ({name}, {kind[rule['guarantee']]}): {'STOP' if rule['stop'] else 'go on'}{held}; {estimate}; "
         f"{reliability}. Assumes {rule['assumption']}."

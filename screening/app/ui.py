@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import outputs
 from ..active import decisions as dec
+from ..active.review import steady_progress
 from ..errors import ScreeningInputError
 from .folder import CARD_COLUMNS, ReviewFolder, inspect_upload
 
@@ -163,7 +164,9 @@ def progress_markdown(verdict):
         guarantee = rule.get("guarantee", "")
         lines.append(f"| `{name}` | {'STOP' if rule['stop'] else 'go on'} | {estimate} | {interval} | {guarantee} |")
     if verdict.get("recommended"):
-        lines += ["", f"Recommended rule: **`{_rule_name(verdict['recommended'])}`**."]
+        name = _rule_name(verdict["recommended"])
+        held = steady_progress(verdict["rules"].get(name, {"stop": True}))
+        lines += ["", f"Recommended rule: **`{name}`**" + (f" ({held})." if held else ".")]
     return "\n".join(lines)
 
 
