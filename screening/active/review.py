@@ -332,7 +332,8 @@ def recommendation_lines(verdict):
         if measured and measured.get("reliability") is not None
         else "its reliability on the benchmark reviews is not measured yet"
     )
-    held = f" ({steady_progress(rule)})" if steady_progress(rule) else ""
+    held = steady_progress(rule)
+    held = f" ({held})" if held else ""
     first = (
         f"Recommended ({name}, {kind[rule['guarantee']]}): {'STOP' if rule['stop'] else 'go on'}{held}; {estimate}; "
         f"{reliability}. Assumes {rule['assumption']}."

@@ -165,7 +165,7 @@ def progress_markdown(verdict):
         lines.append(f"| `{name}` | {'STOP' if rule['stop'] else 'go on'} | {estimate} | {interval} | {guarantee} |")
     if verdict.get("recommended"):
         name = _rule_name(verdict["recommended"])
-        held = steady_progress(verdict["rules"].get(name, {"stop": True}))
+        held = steady_progress(verdict["rules"].get(name, {}))
         lines += ["", f"Recommended rule: **`{name}`**" + (f" ({held})." if held else ".")]
     return "\n".join(lines)
 

@@ -204,5 +204,5 @@ class SteadyCountingProcessRule(CountingProcessRule):
             if not super().decide(ReadingState(state.labels[: state.read - streak], state.records)).stop:
                 break
         steady = decision.stop and streak >= needed
-        detail = {**decision.detail, "stop_streak": streak if decision.stop else 0, "streak_needed": needed}
+        detail = {**decision.detail, "stop_streak": streak, "streak_needed": needed}
         return Decision(steady, decision.recall_estimate, decision.interval, detail)

@@ -197,4 +197,4 @@ class HypergeometricRule(StoppingRule):
         )
 
     def stops(self, state):
-        return state.found > 0 and rejects(state.labels, state.records, self.target_recall, self.confidence)
+        return rejects(state.labels, state.records, self.target_recall, self.confidence)  # False before an include
