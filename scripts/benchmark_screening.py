@@ -111,6 +111,12 @@ def parse(argv=None):
         help="Measure the stopping rules again from --readings_dir (no ranker runs) and rewrite the run JSONs.",
     )
     parser.add_argument(
+        "--rules",
+        default=None,
+        help="Comma-separated rule names: --rules_from_readings measures these alone and keeps the other rules' "
+        "stored outcomes (default: every rule).",
+    )
+    parser.add_argument(
         "--asreview_budget",
         type=float,
         default=0.5,
@@ -130,7 +136,11 @@ def parse(argv=None):
     parser.add_argument(
         "--report_only", action="store_true", help="Write the markdown from --results_dir; run nothing."
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.rules.split(",")) - set(RULES)) if args.rules else []
+    if unknown:
+        parser.error(f"--rules: unknown rule {unknown[0]!r}; registered: {', '.join(RULES)}")
+    return args
 
 
 def load(data_dir, review):
@@ -636,13 +646,16 @@ def split_fresh(results, seeds):
 
 
 def rules_from_readings(args, results):
-    """Every run with a kept reading gets its stopping rules measured again with the rules of this code."""
+    """Every run with a kept reading gets its stopping rules (`--rules`, or all) measured again with this code."""
     targets = tuple(float(t) for t in args.targets.split(","))
+    names = args.rules.split(",") if args.rules else None
     for (review, ranker), runs in results.items():
         for run in runs:
             path = reading_path(args, review, ranker, run["seed"])
             if path.exists():
-                run["rules"] = evaluate.rule_outcomes(load_reading(path), StoppingArguments(), targets, run["seed"])
+                measured = evaluate.rule_outcomes(load_reading(path), StoppingArguments(), targets, run["seed"], names)
+                kept = run["rules"] if names else {}
+                run["rules"] = {t: {**kept.get(t, {}), **outcomes} for t, outcomes in measured.items()}
                 saved = {k: v for k, v in run.items() if k != "seed"}
                 outputs.write_json(run_path(args, review, ranker, run["seed"]), saved)
 

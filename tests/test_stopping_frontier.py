@@ -1,12 +1,15 @@
 """scripts/stopping_frontier.py on readings kept by the screening benchmark, and the benchmark's report of the
 recommended rules on fresh seeds."""
 
+import json
 import sys
 
 import numpy as np
+import pytest
 
 from screening.active import stopping
 from screening.active.stopping import StoppingArguments, evaluate
+from screening.errors import ScreeningInputError
 
 from .conftest import REPO
 
@@ -71,3 +74,26 @@ def test_benchmark_reports_runs_at_later_seeds_apart(tmp_path):
     six = next(line for line in lines if line.startswith("| six |"))
     assert six.split(" | ")[1].startswith("1.000 / ") and six.split(" | ")[1].endswith("(1)")  # the fresh run only
     assert benchmark_screening.fresh_seed_check(main, {}, ["van_de_Schoot_2018"], args) == []
+
+
+def test_rules_from_readings_measures_the_named_rules_and_keeps_the_others(tmp_path):
+    labels = np.r_[np.ones(20, int), np.zeros(380, int)]
+    kept_reading(tmp_path, "van_de_Schoot_2018", 0, labels)
+    stale = {"stop": 1, "recall": 0.0, "reached_target": False}
+    run = {"figures": {"n95": 19}, "rules": {"0.9": {"knee": stale, "counting_process_steady": stale}}}
+    path = tmp_path / "van_de_Schoot_2018__default__seed0.json"
+    path.write_text(json.dumps(run))
+    args = benchmark_screening.parse(["--readings_dir", str(tmp_path), "--results_dir", str(tmp_path),
+                                      "--targets", "0.9", "--rules", "counting_process_steady"])  # fmt: skip
+    results = {("van_de_Schoot_2018", "default"): [{**run, "seed": 0}]}
+    benchmark_screening.rules_from_readings(args, results)
+    rules = json.loads(path.read_text())["rules"]["0.9"]
+    assert rules["knee"] == stale  # not named: kept as stored
+    steady = rules["counting_process_steady"]
+    assert steady["reached_target"] and steady["stop"] > 20  # all includes first: it stops past them
+    assert set(rules) == {"knee", "counting_process_steady"}
+
+
+def test_an_unknown_rule_is_an_error_naming_the_flag():
+    with pytest.raises(ScreeningInputError, match="--rules: unknown rule 'no_such_rule'"):
+        benchmark_screening.parse(["--rules", "counting_process,no_such_rule"])
