@@ -225,7 +225,7 @@ def test_screen_and_simulate_share_the_loop(demo, tmp_path):
 
 def test_recommended_steady_rule_says_how_long_its_verdict_has_held():
     """The steady counting process, recommended at 0.95: 10 records after its counting process first says stop,
-    the team is told the streak so far and the records it needs (ceil(0.02 x 2000) = 40)."""
+    the team is told the streak so far and the records it needs (ceil(0.05 x 2000) = 100)."""
     from screening.active import stopping
     from screening.active.review import recommendation_lines, verdicts
 
@@ -235,8 +235,8 @@ def test_recommended_steady_rule_says_how_long_its_verdict_has_held():
     verdict = verdicts(labels[: first + 10], 2000, stopping.StoppingArguments(), None)
     assert verdict["recommended"] == "counting_process_steady"  # screening/active/rule_reliability.json at 0.95
     line = recommendation_lines(verdict)[0]
-    held = "go on (its counting process has said stop after each of the last 11 records read, of the 40 it needs)"
+    held = "go on (its counting process has said stop after each of the last 11 records read, of the 100 it needs)"
     assert held in line
-    done = verdicts(labels[: first + 39], 2000, stopping.StoppingArguments(), None)
+    done = verdicts(labels[: first + 99], 2000, stopping.StoppingArguments(), None)
     assert recommendation_lines(done)[0].startswith("Recommended (counting_process_steady, an estimate, not a ")
     assert "): STOP; recall estimate" in recommendation_lines(done)[0]

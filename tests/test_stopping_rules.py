@@ -91,15 +91,15 @@ def test_includes_spread_uniformly_never_stop_early(name):
 
 def test_steady_counting_process_waits_for_its_verdict_to_hold():
     """All includes first: the counting process's verdict, once stop, stays stop, so the steady rule stops exactly
-    ceil(0.02 x N) - 1 records later. An include read just after the counting process's first stop breaks the
+    ceil(0.05 x N) - 1 records later. An include read just after the counting process's first stop breaks the
     streak: the steady rule reads on past it."""
     stream = evaluate.SimulatedReading(ALL_FIRST, np.arange(ALL_FIRST.size))  # asked after every record
     plain = stopping.RULES["counting_process"](0.95, 0.95, rate="exponential").first_stop(stream)
     steady = stopping.RULES["counting_process_steady"](0.95, 0.95)
-    assert steady.window == 0.02 and steady.rate == "exponential"
+    assert steady.window == 0.05 and steady.rate == "exponential"
     point = steady.first_stop(stream)
-    assert point.position == plain.position + 40 - 1  # ceil(0.02 x 2000) = 40 stops in a row
-    assert point.decision.detail["stop_streak"] == 40 == point.decision.detail["streak_needed"]
+    assert point.position == plain.position + 100 - 1  # ceil(0.05 x 2000) = 100 stops in a row
+    assert point.decision.detail["stop_streak"] == 100 == point.decision.detail["streak_needed"]
     late = ALL_FIRST.copy()
     late[plain.position + 4] = 1  # read 5 records after the plain rule stopped
     again = steady.first_stop(evaluate.SimulatedReading(late, np.arange(late.size)))
