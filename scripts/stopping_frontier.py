@@ -141,7 +141,7 @@ def markdown(results, args, readings):
             f"| {label} | {f['reliability']:.3f} | {f['overshoot']:.3f} | {f['read_share']:.3f} "
             f"| {'yes' if meets else 'no'} |"
         )
-    best = evaluate.recommend({f"{args.target:g}": figures}, args.target, args.bar_reliability)
+    best = evaluate.recommend({f"{args.target:g}": figures}, args.target, args.bar_reliability, sure=False)
     if best:
         rows = results[best][1]
         lines += [

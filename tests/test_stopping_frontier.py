@@ -70,7 +70,8 @@ def test_benchmark_reports_runs_at_later_seeds_apart(tmp_path):
     assert lines[0] == "## The recommended rules on fresh seeds (2-2)"
     chosen = evaluate.recommend(evaluate.aggregate_outcomes([r["rules"] for r in main[("van_de_Schoot_2018",
                                                                                        "default")]]), 0.9)  # fmt: skip
-    assert f"Target 0.9, recommended: **{chosen}**" in lines
+    assert chosen is None  # 2 runs say too little for a 95% interval above 0.95: the certified rule stands in
+    assert "Target 0.9, recommended: **hypergeometric**" in lines
     six = next(line for line in lines if line.startswith("| six |"))
     assert six.split(" | ")[1].startswith("1.000 / ") and six.split(" | ")[1].endswith("(1)")  # the fresh run only
     assert benchmark_screening.fresh_seed_check(main, {}, ["van_de_Schoot_2018"], args) == []

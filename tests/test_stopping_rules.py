@@ -217,7 +217,23 @@ def test_outcome_and_aggregate_figures():
     runs = [{"0.9": {"a": o, "b": never}}, {"0.9": {"a": {**o, "recall": 0.5, "reached_target": False}, "b": never}}]
     table = evaluate.aggregate_outcomes(runs)
     assert table["0.9"]["a"]["reliability"] == 0.5 and table["0.9"]["a"]["recall_min"] == 0.5
-    assert evaluate.recommend(table, 0.9) == "b"
+    assert table["0.9"]["b"]["reliability_interval"] == pytest.approx([0.158, 1.0], abs=1e-3)  # exact, 2 of 2
+    assert evaluate.recommend(table, 0.9, sure=False) == "b"
+    assert evaluate.recommend(table, 0.9) is None  # 2 of 2 runs: the interval reaches down to 0.158
+
+
+def test_recommendation_wants_the_reliability_interval_above_the_bar():
+    """181 of 190 runs (0.953) is over 0.95 but its interval reaches 0.912; 189 of 190 clears it (0.971), so the
+    rule that reads a little more but is surely reliable is chosen."""
+
+    def figures(reached, overshoot):
+        return {"runs": 190, "reliability": reached / 190, "overshoot": overshoot,
+                "reliability_interval": evaluate.reliability_interval(reached, 190)}  # fmt: skip
+
+    table = {"0.8": {"counting_process@0.9": figures(181, 0.134), "counting_process_steady": figures(189, 0.140)}}
+    assert evaluate.recommend(table, 0.8) == "counting_process_steady"
+    assert evaluate.recommend(table, 0.8, sure=False) == "counting_process@0.9"
+    assert evaluate.reliability_interval(181, 190)[0] == pytest.approx(0.912, abs=1e-3)
 
 
 def test_a_rule_run_at_a_stricter_target_counts_at_the_lower_one():
@@ -233,7 +249,7 @@ def test_a_rule_run_at_a_stricter_target_counts_at_the_lower_one():
     assert table["0.9"]["x"]["reliability"] == 0.0
     assert table["0.9"]["x@0.95"]["reliability"] == 1.0
     assert table["0.9"]["x@0.95"]["overshoot"] == pytest.approx((120 - 90) / 2000)  # from 0.9's oracle stop
-    assert evaluate.recommend(table, 0.9) == "x@0.95"
+    assert evaluate.recommend(table, 0.9, sure=False) == "x@0.95"
     assert evaluate.split_name("x@0.95") == ("x", 0.95) and evaluate.split_name("x") == ("x", None)
 
 

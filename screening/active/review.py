@@ -309,6 +309,13 @@ def steady_progress(rule):
     )
 
 
+def measured_reliability(measured):
+    """'97% of 190 simulated runs (95% CI 93-99%)': a rule's measured reliability and its interval, where known."""
+    interval = measured.get("reliability_interval")
+    ci = f" (95% CI {interval[0]:.0%}-{interval[1]:.0%})" if interval else ""
+    return f"{measured['reliability']:.0%} of {measured['runs']} simulated runs{ci}"
+
+
 def recommendation_lines(verdict):
     """Two lines for the review team: the recommended rule (its verdict, recall estimate and measured reliability)
     and the certified hypergeometric rule (a guarantee: its bound, and how many more excludes let it stop)."""
@@ -326,7 +333,7 @@ def recommendation_lines(verdict):
     kind = {"certified": "a guarantee", "estimate": "an estimate, not a guarantee", "none": "no guarantee"}
     measured = verdict.get("recommended_measured")
     reliability = (
-        f"it reached the target in {measured['reliability']:.0%} of {measured['runs']} simulated runs "
+        f"it reached the target in {measured_reliability(measured)} "
         f"({measured.get('measured_on', 'benchmark reviews')}), mean overshoot {measured['overshoot']:.3f} of "
         "the records"
         if measured and measured.get("reliability") is not None

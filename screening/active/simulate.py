@@ -149,12 +149,13 @@ def targets(sim_args, stop_args):
 
 
 FIGURES = ("n95", "wss95", "recall_at_10", "atd", "wall_time_s", "retrains")
+NONE_RECOMMENDED = "none reached the target in 95% of runs at the low end of its 95% interval"
 
 
 def aggregate(runs, stop_args):
     """Mean and sd (ddof 1; 0 for one run) of each figure over runs, and per target and stopping rule
     (`stopping.evaluate.aggregate_outcomes`): reliability, mean and min recall at the stop, mean share read, mean
-    overshoot past the oracle's stop; the rule recommended at each target (reliability >= 0.95, least overshoot)."""
+    overshoot past the oracle's stop; the rule recommended at each target (`stopping.evaluate.recommend`)."""
 
     def stats(values):
         values = np.asarray(values, dtype=np.float64)
@@ -186,7 +187,7 @@ def simulation_summary(results, title, command):
                 "",
                 f"Stopping rules at target {target}, confidence {results['confidence']:g} (floor of any random-sample "
                 f"certificate: {agg['floor_read_share'][target]:.3f} of the records read; recommended: "
-                f"{agg['recommended'][target] or 'none reached the target in 95% of runs'}):",
+                f"{agg['recommended'][target] or NONE_RECOMMENDED}):",
                 "",
                 "| rule | guarantee | reliability | recall mean | recall min | share read | overshoot |",
                 "|---|---|---|---|---|---|---|",

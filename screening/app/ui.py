@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import outputs
 from ..active import decisions as dec
-from ..active.review import steady_progress
+from ..active.review import measured_reliability, steady_progress
 from ..errors import ScreeningInputError
 from .folder import CARD_COLUMNS, ReviewFolder, inspect_upload
 
@@ -208,7 +208,7 @@ def stop_html(verdict):
             f"(an estimate, not a guarantee)"
             + (f" estimates recall {estimate:.3f}" if isinstance(estimate, (int, float)) else "")
             + (
-                f"; it reached the target in {reliability:.0%} of {measured.get('runs')} simulated runs"
+                f"; it reached the target in {measured_reliability(measured)}"
                 if isinstance(reliability, (int, float))
                 else ""
             )
