@@ -209,7 +209,10 @@ def test_progress_and_stop_panel_read_either_verdict(extra):
     measured = {"reliability": 0.958, "runs": 190}
     panel = stop_html({**verdict, "recommended": "counting_process@0.95", "recommended_measured": measured})
     assert 'class="stop-panel estimate"' in panel and "estimates recall 0.970" in panel
-    assert "in 96% of 190 simulated runs" in panel
+    assert "in 96% of 190 simulated runs. No certified" in panel
+    measured.update(reliability_interval=[0.9188, 0.9817], measured_on="19 reviews x 10 seeds")
+    panel = stop_html({**verdict, "recommended": "counting_process@0.95", "recommended_measured": measured})
+    assert "in 96% of 190 simulated runs (95% CI 92-98%; 19 reviews x 10 seeds). No certified" in panel
 
 
 def test_progress_says_how_long_the_steady_rules_stop_has_held():
