@@ -105,6 +105,11 @@ def test_steady_counting_process_waits_for_its_verdict_to_hold():
     again = steady.first_stop(evaluate.SimulatedReading(late, np.arange(late.size)))
     assert again.position > plain.position + 5 and again.found == 101
     assert not steady.decide(stopping.ReadingState(late[: plain.position + 5], 2000)).stop
+    cluster = np.zeros(100, int)
+    cluster[[0, 1, 2, 3, 4, 95, 96, 97, 98]] = 1  # the last records held includes: its counting process said go on
+    assert not steady.decide(stopping.ReadingState(cluster[:99], 100)).stop
+    read_all = steady.decide(stopping.ReadingState(cluster, 100))
+    assert read_all.stop and read_all.detail["stop_streak"] < read_all.detail["streak_needed"]  # nothing is left
 
 
 def test_knee_slope_ratio_by_hand():

@@ -224,6 +224,6 @@ class SteadyCountingProcessRule(CountingProcessRule):
             streak += 1
             if not super().decide(prefix(state.read - streak)).stop:
                 break
-        steady = decision.stop and streak >= needed
+        steady = decision.stop and (streak >= needed or state.unread == 0)  # nothing left to wait for
         detail = {**decision.detail, "stop_streak": streak, "streak_needed": needed}
         return Decision(steady, decision.recall_estimate, decision.interval, detail)
