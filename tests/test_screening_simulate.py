@@ -11,7 +11,13 @@ import scipy.sparse.linalg
 from screening.active import stopping
 from screening.active.loop import LoopArguments, batch_size, choose_batch
 from screening.active.rankers import RankerArguments, balanced_weights, build_ranker
-from screening.active.simulate import SimulationArguments, run_simulation, simulate_run, simulation_figures
+from screening.active.simulate import (
+    SimulationArguments,
+    none_recommended,
+    run_simulation,
+    simulate_run,
+    simulation_figures,
+)
 from screening.active.stopping import StoppingArguments
 
 from .conftest import demo_review
@@ -79,6 +85,7 @@ def test_run_simulation_writes_its_files(review, tmp_path):
     assert saved["aggregate"]["n95"]["mean"] == np.mean([r["figures"]["n95"] for r in results["runs"]])
     assert (tmp_path / "recall_curve.png").stat().st_size > 1000 and "| hypergeometric |" in (
         tmp_path / "summary.md").read_text()  # fmt: skip
+    assert "recommended: none: a rule reaching the target in all 2 runs" in (tmp_path / "summary.md").read_text()
 
 
 def test_finetune_ranker_on_a_tiny_bert(review, tiny_encoder_dir):
@@ -120,3 +127,11 @@ def test_include_weight_scales_the_balanced_weights():
     assert weights.mean() == pytest.approx(1.0)
     assert weights[0] / weights[1] == pytest.approx(9.8 * 3)  # balance (3x), then 9.8x more, as ASReview's 9.8
     assert balanced_weights(np.array([1, 0, 0, 0])).tolist() == pytest.approx([2.0, 2 / 3, 2 / 3, 2 / 3])
+
+
+def test_too_few_runs_to_recommend_a_rule_say_how_many_would():
+    assert none_recommended(10) == (
+        "none: a rule reaching the target in all 10 runs has a 95% interval down to 0.69; 72 runs can show 0.95"
+    )
+    assert stopping.evaluate.reliability_interval(72, 72)[0] >= 0.95 > stopping.evaluate.reliability_interval(71, 71)[0]
+    assert none_recommended(190).startswith("none reached the target in 95% of runs")
