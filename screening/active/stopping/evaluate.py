@@ -161,8 +161,9 @@ def reliability_interval(reached, runs, confidence=0.95):
 
 def recommend(aggregate, target, reliability=0.95, sure=True, guarantees=("certified", "estimate")):
     """The rule whose reliability at `target` is at least `reliability`, with the least mean overshoot (None if
-    none); `sure`: the low end of its 95% interval is (181 of 190 runs, 0.953, is not: 0.912), so a rule that
-    barely reached the bar on these runs is not chosen over one that clears it. Among the rules that state a
+    none). `sure`: judged by the low end of its 95% interval, not by its share of runs (181 of 190 runs, 0.953,
+    reach down to 0.912), so a rule that barely reached the bar on these runs is not chosen over one that clears
+    it; False: by the share (the issue's bar, in `stopping_frontier.py`). Among the rules that state a
     recall (`guarantees`: a heuristic's fixed share or run length, tuned on these reviews, says nothing about the
     recall of the next one). A rule run at a stricter target (`rule@t'`) is a candidate too: asking for less
     recall never makes the team read more than asking for more would."""
