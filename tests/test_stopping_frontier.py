@@ -72,8 +72,10 @@ def test_benchmark_reports_runs_at_later_seeds_apart(tmp_path):
                                                                                        "default")]]), 0.9)  # fmt: skip
     assert chosen is None  # 2 runs say too little for a 95% interval above 0.95: the certified rule stands in
     assert "Target 0.9, recommended: **hypergeometric**" in lines
-    six = next(line for line in lines if line.startswith("| six |"))
-    assert six.split(" | ")[1].startswith("1.000 / ") and six.split(" | ")[1].endswith("(1)")  # the fresh run only
+    six = next(line for line in lines if line.startswith("| six | 2-2 |"))
+    assert six.split(" | ")[2].startswith("1.000 / ") and six.split(" | ")[2].endswith("(1)")  # the fresh run only
+    chosen_on = next(line for line in lines if line.startswith("| six | 0-1 |"))
+    assert chosen_on.split(" | ")[2].endswith("(2)")  # the two runs it was chosen on
     assert benchmark_screening.fresh_seed_check(main, {}, ["van_de_Schoot_2018"], args) == []
 
 
