@@ -204,17 +204,18 @@ def stage_finetune(args, reviews, pipeline="minilm_finetune"):
             review = queue.pop(0)
             out, command = finetune_command(args, review, Path(args.data_dir) / f"{review}.csv", pipeline)
             out.mkdir(parents=True, exist_ok=True)
-            log = open(out / "train.log", "a")
+            log = open(out / "train.log", "a")  # closed when the process ends
             print(f"[{pipeline}] {review}: {shlex.join(command)}", flush=True)
             running.append(
-                (review, out, command, time.perf_counter(), subprocess.Popen(command, stdout=log, stderr=log))
+                (review, out, command, time.perf_counter(), subprocess.Popen(command, stdout=log, stderr=log), log)
             )
         time.sleep(2)
         for item in list(running):
-            review, out, command, start, process = item
+            review, out, command, start, process, log = item
             if process.poll() is None:
                 continue
             running.remove(item)
+            log.close()
             status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode}, see {out}/train.log)"
             print(f"[{pipeline}] {review}: {status} in {time.perf_counter() - start:.0f}s", flush=True)
             if process.returncode == 0:  # wall time: its folds' own, summed (right when it resumed a stopped run)

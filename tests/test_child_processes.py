@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ def alive(pid):
     except ProcessLookupError:
         return False
     stat = f"/proc/{pid}/stat"
-    return not (os.path.exists(stat) and open(stat).read().rsplit(")", 1)[1].split()[0] == "Z")
+    return not (os.path.exists(stat) and Path(stat).read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
 def test_child_within_its_limit_returns_its_output():

@@ -10,7 +10,7 @@ import rispy
 
 from screening.active.loop import LoopArguments
 from screening.active.rankers import RankerArguments
-from screening.active.review import ReviewArguments, load_records, read_labels, run_review
+from screening.active.review import ReviewArguments, includes_missed, load_records, read_labels, run_review
 from screening.active.stopping import StoppingArguments
 from screening.data import read_table
 from screening.errors import ScreeningInputError
@@ -240,3 +240,12 @@ def test_recommended_steady_rule_says_how_long_its_verdict_has_held():
     done = verdicts(labels[: first + 99], 2000, stopping.StoppingArguments(), None)
     assert recommendation_lines(done)[0].startswith("Recommended (counting_process_steady, an estimate, not a ")
     assert "): STOP; recall estimate" in recommendation_lines(done)[0]
+
+
+def test_includes_missed_says_include_for_one_and_rounds():
+    assert [includes_missed(x) for x in (0, 0.8, 1.4, 2.6)] == [
+        "at most 0 includes missed",
+        "at most 1 include missed",
+        "at most 1 include missed",
+        "at most 3 includes missed",
+    ]

@@ -270,7 +270,7 @@ def review_summary(verdict, batch_kind, batch_rows, records_file):
             f"Certified by the {certified[0]} rule: recall >= {verdict['target_recall']:g} at confidence "
             f"{verdict['confidence']:g}, after reading {verdict['records_read']} of {verdict['records']} records "
             f"({verdict['includes_found']} includes). Hypergeometric frontier: recall >= {front['recall_bound']:.3f} "
-            f"at {verdict['confidence']:g}, at most {front['expected_missed_high']:.0f} includes missed."
+            f"at {verdict['confidence']:g}, {includes_missed(front['expected_missed_high'])}."
             + _audit_sentence(verdict["rules"].get("audit"))
         )
     else:
@@ -307,6 +307,12 @@ def steady_progress(rule):
         f"its counting process has said stop after each of the last {streak} records read, of the "
         f"{rule['streak_needed']} it needs"
     )
+
+
+def includes_missed(count):
+    """ "at most N includes missed", N rounded (and "include" for one)."""
+    count = round(count)
+    return f"at most {count} include{'' if count == 1 else 's'} missed"
 
 
 def measured_reliability(measured):
@@ -371,7 +377,7 @@ def _audit_sentence(audit):
         return ""
     return (
         f" Audit of {audit['sample']} random unread records with {audit['sample_includes']} includes: "
-        f"recall >= {audit['recall_bound']:.3f}, at most {audit['expected_missed_high']:.0f} includes missed."
+        f"recall >= {audit['recall_bound']:.3f}, {includes_missed(audit['expected_missed_high'])}."
     )
 
 

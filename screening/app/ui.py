@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import outputs
 from ..active import decisions as dec
-from ..active.review import measured_reliability, steady_progress
+from ..active.review import includes_missed, measured_reliability, steady_progress
 from ..errors import ScreeningInputError
 from .folder import CARD_COLUMNS, ReviewFolder, inspect_upload
 
@@ -151,8 +151,8 @@ def progress_markdown(verdict):
         f"found.**",
         "",
         f"Certified frontier: recall >= {front['recall_bound']:.3f} at confidence {verdict['confidence']:g}; the "
-        f"target {verdict['target_recall']:g} holds at confidence {front['target_confidence']:.3f}; at most "
-        f"{front['expected_missed_high']:.0f} includes missed.",
+        f"target {verdict['target_recall']:g} holds at confidence {front['target_confidence']:.3f}; "
+        f"{includes_missed(front['expected_missed_high'])}.",
         "",
         "| rule | verdict | recall estimate | interval | guarantee |",
         "|---|---|---|---|---|",

@@ -37,6 +37,7 @@ class FinetuneRanker(Ranker):
         return self
 
     def fit_score(self, rows, labels):
+        import torch
         from transformers import TrainingArguments, set_seed
 
         from modeling import ScreeningForSequenceClassification
@@ -63,6 +64,7 @@ class FinetuneRanker(Ranker):
                 report_to=[],
                 seed=self.seed_,
                 disable_tqdm=True,
+                dataloader_pin_memory=torch.accelerator.is_available(),  # pinning needs an accelerator
             )
             fast_path = FastPathArguments(prediction_precision=self.encoder_.precision)
             trainer = build_trainer(self.model_, self.tokenizer_, training_args, fast_path, train)
