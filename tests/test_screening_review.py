@@ -240,6 +240,8 @@ def test_recommended_steady_rule_says_how_long_its_verdict_has_held():
     done = verdicts(labels[: first + 99], 2000, stopping.StoppingArguments(), None)
     assert recommendation_lines(done)[0].startswith("Recommended (counting_process_steady, an estimate, not a ")
     assert "): STOP; recall estimate" in recommendation_lines(done)[0]
+    early = recommendation_lines(verdicts(labels[:9], 2000, stopping.StoppingArguments(), None))[0]
+    assert "go on; no recall estimate yet (waits for 10 records read);" in early  # 9 includes in 9 records
 
 
 def test_includes_missed_says_include_for_one_and_rounds():

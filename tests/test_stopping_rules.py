@@ -336,3 +336,25 @@ def test_agreement_stops_only_where_both_counting_processes_stop():
         assert both.recall_estimate == (min(estimates) if estimates else None)
         stops.append(both.stop)
     assert stops[-1] and not stops[0]  # 100 includes first: not after 50 records, surely after 1000
+
+
+def test_counting_process_gives_no_estimate_before_its_minimum_includes():
+    rule = stopping.build_rules(ARGS, 0.95, ["counting_process"])["counting_process"]
+    early = rule.decide(stopping.ReadingState(np.r_[1, 0], 2000))  # 1 include in 2 records: a fit would say 1.0
+    assert (early.stop, early.recall_estimate, early.interval) == (False, None, None)
+    assert early.detail["status"] == "waits for 10 records read"
+    short = rule.decide(stopping.ReadingState(np.r_[np.ones(15, int), np.zeros(85, int)], 2000))  # 5% read
+    assert short.recall_estimate is None and short.detail["status"] == "waits for 19 includes at this share read"
+    enough = rule.decide(stopping.ReadingState(np.r_[np.ones(19, int), np.zeros(81, int)], 2000))
+    assert 0 < enough.recall_estimate <= 1 and enough.interval is not None
+
+
+def test_a_search_read_to_its_end_without_an_include_stops_every_rule():
+    state = stopping.ReadingState(np.zeros(12, int), 12)
+    for name, rule in stopping.build_rules(ARGS, review=True).items():
+        entry = rule.entry(state)
+        assert (entry["stop"], entry["recall_estimate"], entry["interval"]) == (True, 1.0, [1.0, 1.0]), name
+    front = stopping.frontier(state.labels, 12)
+    assert (front["recall_bound"], front["target_confidence"], front["expected_missed_high"]) == (1.0, 1.0, 0.0)
+    assert stopping.excludes_to_certify(state.labels, 12) == 0
+    assert stopping.hypergeometric_p(np.zeros(11, int), 12) == 1.0  # one record left: nothing certified yet

@@ -333,7 +333,7 @@ def recommendation_lines(verdict):
     name = verdict["recommended"]
     rule = verdict["rules"][name]
     estimate = (
-        "no recall estimate yet"
+        "no recall estimate yet" + (f" ({rule['status']})" if rule.get("status") else "")
         if rule["recall_estimate"] is None
         else (
             f"recall estimate {rule['recall_estimate']:.3f}"

@@ -103,11 +103,13 @@ class CountingProcessRule(StoppingRule):
     def decide(self, state):
         if state.found == 0:
             return Decision(False, detail={"status": "no include found yet"})
+        if state.read < min(self.min_read, state.records):
+            return Decision(False, detail={"status": f"waits for {self.min_read} records read"})
+        needed = includes_needed(state.read / state.records)
+        if state.found < needed:  # a rate fitted on so few includes says nothing yet: no estimate either
+            return Decision(False, detail={"status": f"waits for {needed} includes at this share read"})
         remaining, detail = self.remaining(state)
-        decision = poisson_decision(state.found, remaining, self.target_recall, self.confidence, detail)
-        if state.read < min(self.min_read, state.records) or state.found < includes_needed(state.read / state.records):
-            decision.stop = False
-        return decision
+        return poisson_decision(state.found, remaining, self.target_recall, self.confidence, detail)
 
 
 @register

@@ -53,9 +53,10 @@ def hypergeometric_p(labels, records, target_recall=0.95):
     as buscarpy's calculate_h0: for each urn of the last m records read holding k includes,
     K_hat = floor(r / target + 1 - (r - k)) includes in the urn's population N - (n - m), and
     p = min over m of hypergeom.cdf(k, N - (n - m), K_hat, m). An urn whose population cannot hold K_hat includes
-    rules H0 out (p = 0). 1.0 before an include is read (no recall can be certified then)."""
+    rules H0 out (p = 0). 1.0 before an include is read (no recall can be certified then), unless every record is
+    read (nothing is left to miss: 0)."""
     if len(labels) == 0 or not np.any(labels):
-        return 1.0
+        return 0.0 if len(labels) >= records else 1.0
     m, k, population, r = _urns(labels, records)
     k_hat = np.floor(r / target_recall + 1 - (r - k))
     p = np.where(k_hat > population, 0.0, hypergeom_cdf(k, population, np.minimum(k_hat, population), m))
@@ -97,7 +98,7 @@ def rejects(labels, records, target_recall=0.95, confidence=0.95):
     labels = np.asarray(labels, dtype=np.int64)
     r = int(labels.sum())
     if r == 0:
-        return False
+        return labels.size >= records  # no include: certified only once nothing is left unread
     return bool(_rejects(labels, records, [math.floor(r / target_recall + 1)], 1 - confidence)[0])
 
 
@@ -109,6 +110,14 @@ def frontier(labels, records, target_recall=0.95, confidence=0.95):
     labels = np.asarray(labels, dtype=np.int64)
     n, r = labels.size, int(labels.sum())
     target_confidence = 1 - hypergeometric_p(labels, records, target_recall)
+    if n >= records:  # every record read: nothing missed
+        return {
+            "recall_bound": 1.0,
+            "target_confidence": target_confidence,
+            "expected_missed": 0.0,
+            "expected_missed_low": 0.0,
+            "expected_missed_high": 0.0,
+        }
     if n == 0 or r == 0:
         return {
             "recall_bound": 0.0,
@@ -143,6 +152,8 @@ def excludes_to_certify(labels, records, target_recall=0.95, confidence=0.95):
     record without an include would not (e.g. too few includes found)."""
     labels = np.asarray(labels, dtype=np.int64)
     unread = records - labels.size
+    if unread <= 0:
+        return 0
     if not labels.any():
         return None
 
