@@ -226,5 +226,7 @@ def test_progress_says_how_long_the_steady_rules_stop_has_held():
     }  # fmt: skip
     held = "its counting process has said stop after each of the last 11 records read, of the 40 it needs"
     assert f"Recommended rule: **`counting_process_steady`** ({held})." in progress_markdown(verdict)
+    verdict["rules"]["counting_process"] = {"stop": False, "status": "waits for 10 records read"}
+    assert "| `counting_process` | go on | waits for 10 records read |  |" in progress_markdown(verdict)
     verdict["rules"]["counting_process_steady"].update(stop=True, stop_streak=40)
     assert progress_markdown(verdict).endswith("Recommended rule: **`counting_process_steady`**.")

@@ -159,7 +159,7 @@ def progress_markdown(verdict):
     ]
     for name, rule in verdict["rules"].items():
         estimate, interval = rule.get("recall_estimate"), rule.get("interval")
-        estimate = f"{estimate:.3f}" if isinstance(estimate, (int, float)) else ""
+        estimate = f"{estimate:.3f}" if isinstance(estimate, (int, float)) else rule.get("status", "")
         interval = f"[{interval[0]:.3f}, {interval[1]:.3f}]" if isinstance(interval, (list, tuple)) else ""
         guarantee = rule.get("guarantee", "")
         lines.append(f"| `{name}` | {'STOP' if rule['stop'] else 'go on'} | {estimate} | {interval} | {guarantee} |")
