@@ -22,7 +22,8 @@ def main():
     rows = batch.merge(truth, on=["title", "abstract"], how="left", suffixes=("", "_demo"))[["id", "judgement"]]
     path = Path(args.labels_file)
     rows.to_csv(path, mode="a", header=not path.exists(), index=False)
-    print(f"labelled {len(rows)} records ({int((rows.judgement == '1').sum())} includes) into {path}")
+    includes = int((rows.judgement == "1").sum())
+    print(f"labelled {len(rows)} records ({includes} include{'' if includes == 1 else 's'}) into {path}")
 
 
 if __name__ == "__main__":

@@ -251,3 +251,14 @@ def test_includes_missed_says_include_for_one_and_rounds():
         "at most 1 include missed",
         "at most 3 includes missed",
     ]
+
+
+def test_demo_labeller_appends_the_known_judgements(tmp_path):
+    truth = read_table(DEMO_TRAIN)
+    include = truth[truth.judgement.astype(str) == "1"].iloc[:1]
+    excludes = truth[truth.judgement.astype(str) == "0"].iloc[:2]
+    batch = pd.concat([include, excludes]).assign(id=["a", "b", "c"])[["id", "title", "abstract"]]
+    batch.to_csv(tmp_path / "next_batch.csv", index=False)
+    result = run("scripts/label_demo_batch.py", ["next_batch.csv", "labels.csv"], tmp_path)
+    assert result.stdout.strip() == "labelled 3 records (1 include) into labels.csv"
+    assert (tmp_path / "labels.csv").read_text() == "id,judgement\na,1\nb,0\nc,0\n"
