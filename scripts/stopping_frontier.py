@@ -12,7 +12,9 @@ in >= 95% of the runs, what each review adds to its mean overshoot.
 """
 
 import datetime
+import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,6 +120,26 @@ def plot(path, results, args):
     plt.close(fig)
 
 
+def short_runs(results, figures, args, runs):
+    """Markdown lines: for each variant within the overshoot bar, its runs short of the target by review, beside
+    the most the reliability bar allows."""
+    allowed = math.floor((1 - args.bar_reliability) * runs + 1e-9)
+    lines = [
+        "",
+        f"The variants within the overshoot bar ({args.bar_overshoot:g}) and the runs they stopped short of "
+        f"{args.target:g} in; the reliability bar allows {allowed} of {runs}:",
+        "",
+        "| variant | overshoot | runs short | where (runs short) |",
+        "|---|---|---|---|",
+    ]
+    for label, f in figures.items():
+        if f["overshoot"] <= args.bar_overshoot:
+            short = Counter(review for review, o in results[label][1] if not o["reached_target"])
+            where = ", ".join(f"{review} ({count})" for review, count in short.most_common())
+            lines.append(f"| {label} | {f['overshoot']:.3f} | {sum(short.values())} | {where} |")
+    return lines
+
+
 def markdown(results, args, readings):
     image = Path(args.output).with_suffix(".png").name
     lines = [
@@ -141,6 +163,7 @@ def markdown(results, args, readings):
             f"| {label} | {f['reliability']:.3f} | {f['overshoot']:.3f} | {f['read_share']:.3f} "
             f"| {'yes' if meets else 'no'} |"
         )
+    lines += short_runs(results, figures, args, len(readings))
     best = evaluate.recommend({f"{args.target:g}": figures}, args.target, args.bar_reliability, sure=False)
     if best:
         rows = results[best][1]

@@ -39,20 +39,26 @@ def test_frontier_measures_every_variant_and_what_each_review_adds(tmp_path):
         sys.argv = old
     text = out.read_text()
     assert out.with_suffix(".png").stat().st_size > 10_000
-    rows = [line for line in text.splitlines() if line.startswith("| counting_process rate=")]
+    table = text.split("\nThe variants within")[0].splitlines()  # every variant's row
+    rows = [line for line in table if line.startswith("| counting_process rate=")]
     assert len(rows) == 2 * 2 * len(stopping_frontier.CONFIDENCES)  # 2 rates x 2 targets run at
     for name in stopping_frontier.OTHERS:
-        rows = [line for line in text.splitlines() if line.startswith(f"| {name} confidence=")]
+        rows = [line for line in table if line.startswith(f"| {name} confidence=")]
         assert len(rows) == 2 * len(stopping_frontier.OTHER_CONFIDENCES)
         if stopping.RULES[name].needs_scores:  # no retrains kept here: never asked, so read to the end
             assert all(line.split(" | ")[3] == "1.000" for line in rows)  # share read
-    hyper = next(line for line in text.splitlines() if line.startswith("| hypergeometric confidence=0.95 at 0.9 |"))
+    hyper = next(line for line in table if line.startswith("| hypergeometric confidence=0.95 at 0.9 |"))
     assert hyper.split(" | ")[1] == "1.000"  # certified: reaches 0.9 on both
     assert "| van_de_Schoot_2018 | six | 600 | 30 |" in text and "| CLEF2017_CD008760 | CLEF | 400 | 10 |" in text
     # the review rows' shares add up to the chosen variant's mean overshoot
     best = float(text.split("of least overshoot: **")[1].split("(")[1].split(" / ")[1].split(")")[0])
     shares = [float(line.rsplit("|", 2)[1]) for line in text.splitlines() if line.startswith(("| van_", "| CLEF"))]
     assert abs(sum(shares) - best) < 2e-3
+    assert "stopped short of 0.9 in; the reliability bar allows 0 of 2:" in text
+    within = text.split("the reliability bar allows 0 of 2:")[1].split("The reliable variant")[0]
+    cp = next(line for line in within.splitlines() if line.startswith("| counting_process rate=best confidence=0.5 "))
+    assert cp.endswith("| 1 | CLEF2017_CD008760 (1) |")  # stops before the two late includes; never on the other
+    assert all(float(line.split(" | ")[1]) <= 0.1 for line in within.splitlines() if line.startswith("| count"))
 
 
 def test_benchmark_reports_runs_at_later_seeds_apart(tmp_path):
