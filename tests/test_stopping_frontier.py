@@ -106,3 +106,60 @@ def test_rules_from_readings_measures_the_named_rules_and_keeps_the_others(tmp_p
 def test_an_unknown_rule_is_an_error_naming_the_flag():
     with pytest.raises(ScreeningInputError, match="--rules: unknown rule 'no_such_rule'"):
         benchmark_screening.parse(["--rules", "counting_process,no_such_rule"])
+
+
+def test_learned_stop_is_the_first_checkpoint_over_its_threshold():
+    import stopping_learned
+
+    class Fixed:
+        def predict_proba(self, X):
+            p = np.array([0.1, 0.6, 0.95])
+            return np.column_stack([1 - p, p])
+
+    run = {"X": np.zeros((3, 14)), "points": np.array([10, 20, 30]), "records": 100, "n_target": 25}
+    (per,) = stopping_learned.first_stops(Fixed(), [run])
+    assert per[0.5] == (False, -0.05) and per[0.9] == (True, 0.05) and per[0.999] == (True, 0.75)  # never: at N
+
+
+def test_learned_stop_leaves_each_review_out(tmp_path):
+    import stopping_learned
+
+    from screening.active.loop import batch_size
+
+    def kept(review, seed, labels):
+        rng = np.random.default_rng(seed)
+        scores = labels + rng.uniform(0, 0.5, labels.size)
+        retrains, point, r = [], 2, 0
+        while point < labels.size:
+            retrains.append((point, scores))
+            point += batch_size("grow", r)
+            r += 1
+        reading = evaluate.SimulatedReading(labels, np.arange(labels.size), retrains)
+        benchmark_screening.save_reading(tmp_path / f"{review}__default__seed{seed}.npz", reading)
+
+    reviews = ["van_de_Schoot_2018", "Appenzeller-Herzog_2020", "CLEF2017_CD008760", "CLEF2017_CD010386"]
+    for i, review in enumerate(reviews):
+        for seed in (0, 1, 2):
+            labels = np.zeros(300 + 50 * i, int)
+            labels[np.random.default_rng(10 * i + seed).choice(60 + 20 * i, 12, replace=False)] = 1
+            kept(review, seed, labels)
+    out = tmp_path / "learned.md"
+    argv = ["--readings_dir", str(tmp_path), "--seeds", "2", "--fresh_seeds", "1", "--output", str(out)]
+    old, sys.argv = sys.argv, ["stopping_learned.py", *argv]
+    try:
+        stopping_learned.main()
+    finally:
+        sys.argv = old
+    lines = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| ")]
+    rows = {cells[0][2:]: cells for cells in lines}
+    for review in reviews:
+        assert float(rows[review][2]) in stopping_learned.THRESHOLDS
+        assert rows[review][4].endswith("(2)") and rows[review][5].endswith("(1) |")  # seeds 0-1 judged; seed 2 fresh
+    pooled = next(line for line in out.read_text().splitlines() if line.startswith("| **all** |"))
+    assert " (8)** | **" in pooled and pooled.endswith(" (4)** |")  # 4 reviews x 2 seeds; x 1 fresh seed
+    sys.argv = ["stopping_learned.py", "--readings_dir", str(tmp_path / "none")]
+    try:
+        with pytest.raises(SystemExit, match="holds default-ranker readings of < 3 reviews"):
+            stopping_learned.main()
+    finally:
+        sys.argv = old
