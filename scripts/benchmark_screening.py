@@ -234,7 +234,7 @@ def one_run(args, review, ranker_name, seed, frame, labels, ranker_cache, work):
     run["figures"]["build_time_s"] = build_time
     run["figures"]["cpu_time_s"] = time.process_time() - cpu
     if args.readings_dir and run["reading"] is not None:
-        save_reading(reading_path(args, review, ranker_name, seed), run["reading"])
+        save_reading(reading_path(args.readings_dir, review, ranker_name, seed), run["reading"])
     return {"figures": run["figures"], "rules": run["rules"]}
 
 
@@ -242,8 +242,14 @@ def run_path(args, review, ranker, seed):
     return Path(args.results_dir) / f"{review}__{file_label(ranker)}__seed{seed}.json"
 
 
-def reading_path(args, review, ranker, seed):
-    return Path(args.readings_dir) / f"{review}__{file_label(ranker)}__seed{seed}.npz"
+def reading_path(readings_dir, review, ranker, seed):
+    return Path(readings_dir) / f"{review}__{file_label(ranker)}__seed{seed}.npz"
+
+
+def kept_readings(readings_dir, seeds, ranker=DEFAULT):
+    """(review, path) of each reading kept in `readings_dir` for `ranker` at `seeds`: the six, then the CLEF topics."""
+    paths = [(review, reading_path(readings_dir, review, ranker, seed)) for review in SIX + CLEF for seed in seeds]
+    return [(review, path) for review, path in paths if path.exists()]
 
 
 def save_reading(path, reading):
@@ -659,7 +665,7 @@ def rules_from_readings(args, results):
     names = args.rules.split(",") if args.rules else None
     for (review, ranker), runs in results.items():
         for run in runs:
-            path = reading_path(args, review, ranker, run["seed"])
+            path = reading_path(args.readings_dir, review, ranker, run["seed"])
             if path.exists():
                 measured = evaluate.rule_outcomes(load_reading(path), StoppingArguments(), targets, run["seed"], names)
                 kept = run["rules"] if names else {}

@@ -20,8 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _reviews import CLEF  # noqa: E402
-from benchmark_screening import SIX, commit, load_reading, machine  # noqa: E402
+from benchmark_screening import SIX, commit, kept_readings, load_reading, machine  # noqa: E402
 
 from screening import outputs  # noqa: E402
 from screening.active.stopping import RULES, evaluate  # noqa: E402
@@ -190,8 +189,7 @@ def markdown(results, args, readings):
 
 def main():
     args = parse()
-    paths = [Path(args.readings_dir) / f"{r}__default__seed{s}.npz" for r in SIX + CLEF for s in range(args.seeds)]
-    readings = [(path.name.split("__")[0], load_reading(path)) for path in paths if path.exists()]
+    readings = [(review, load_reading(path)) for review, path in kept_readings(args.readings_dir, range(args.seeds))]
     if not readings:
         raise SystemExit(f"error: --readings_dir {args.readings_dir} holds no default-ranker reading")
     results = measure(readings, args.target, args.stricter)

@@ -22,12 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _reviews import CLEF  # noqa: E402
-from benchmark_screening import SIX, commit, load_reading, machine  # noqa: E402
+from benchmark_screening import SIX, commit, kept_readings, load_reading, machine  # noqa: E402
 from scipy.stats import poisson  # noqa: E402
 
 from screening import outputs  # noqa: E402
-from screening.active.stopping import RULES, ReadingState, evaluate  # noqa: E402
+from screening.active.stopping import RULES, evaluate  # noqa: E402
 from screening.active.stopping.base import checkpoints  # noqa: E402
 from screening.active.stopping.counting import includes_needed  # noqa: E402
 from screening.cli import ScriptArgumentParser  # noqa: E402
@@ -65,7 +64,7 @@ def features(reading, target):
     rows, points = [], checkpoints(reading)
     for n in points:
         found = int(found_by[n])
-        state = reading.state(n) if found else ReadingState(labels[:n], n_records)
+        state = reading.state(n)
         recalls = [0.0, 0.0, 0.0, 0.0]
         if found:
             left = [rule.remaining(state)[0] for rule in (plain, best)]
@@ -80,7 +79,6 @@ def features(reading, target):
             found - found_by[max(n - math.ceil(0.10 * n_records), 0)],
             *recalls, half, float(n >= min(10, n_records) and found >= includes_needed(n / n_records)),
         ])  # fmt: skip
-        reading._states.pop(n, None)  # one state per checkpoint held at a time
     reached = found_by[np.asarray(points)] >= target * labels.sum()
     return np.asarray(rows, dtype=np.float64), reached, np.asarray(points)
 
@@ -175,15 +173,11 @@ def markdown(results, args, runs):
 
 def load_runs(args, seeds):
     runs = []
-    for review in SIX + CLEF:
-        for seed in seeds:
-            path = Path(args.readings_dir) / f"{review}__default__seed{seed}.npz"
-            if path.exists():
-                reading = load_reading(path)
-                X, reached, points = features(reading, args.target)
-                runs.append({"review": review, "X": X, "reached": reached, "points": points,
-                             "records": reading.records,
-                             "n_target": evaluate.target_point(reading.labels, args.target)})  # fmt: skip
+    for review, path in kept_readings(args.readings_dir, seeds):
+        reading = load_reading(path)
+        X, reached, points = features(reading, args.target)
+        runs.append({"review": review, "X": X, "reached": reached, "points": points, "records": reading.records,
+                     "n_target": evaluate.target_point(reading.labels, args.target)})  # fmt: skip
     return runs
 
 

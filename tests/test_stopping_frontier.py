@@ -124,18 +124,10 @@ def test_learned_stop_is_the_first_checkpoint_over_its_threshold():
 def test_learned_stop_leaves_each_review_out(tmp_path):
     import stopping_learned
 
-    from screening.active.loop import batch_size
+    from .test_stopping_rules import reading  # retrained on the grow schedule, scores that know the labels
 
     def kept(review, seed, labels):
-        rng = np.random.default_rng(seed)
-        scores = labels + rng.uniform(0, 0.5, labels.size)
-        retrains, point, r = [], 2, 0
-        while point < labels.size:
-            retrains.append((point, scores))
-            point += batch_size("grow", r)
-            r += 1
-        reading = evaluate.SimulatedReading(labels, np.arange(labels.size), retrains)
-        benchmark_screening.save_reading(tmp_path / f"{review}__default__seed{seed}.npz", reading)
+        benchmark_screening.save_reading(tmp_path / f"{review}__default__seed{seed}.npz", reading(labels, seed=seed))
 
     reviews = ["van_de_Schoot_2018", "Appenzeller-Herzog_2020", "CLEF2017_CD008760", "CLEF2017_CD010386"]
     for i, review in enumerate(reviews):
