@@ -25,6 +25,7 @@ from benchmark_screening import SIX, commit, kept_readings, load_reading, machin
 from screening import outputs  # noqa: E402
 from screening.active.stopping import RULES, evaluate  # noqa: E402
 from screening.cli import ScriptArgumentParser  # noqa: E402
+from screening.errors import exit_on_input_error  # noqa: E402
 
 CONFIDENCES = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 RATES = ("best", "exponential")
@@ -199,4 +200,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_input_error(main)

@@ -30,6 +30,7 @@ from screening.active.stopping import RULES, evaluate  # noqa: E402
 from screening.active.stopping.base import checkpoints  # noqa: E402
 from screening.active.stopping.counting import includes_needed  # noqa: E402
 from screening.cli import ScriptArgumentParser  # noqa: E402
+from screening.errors import exit_on_input_error  # noqa: E402
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 FEATURES = (
@@ -193,4 +194,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_input_error(main)

@@ -33,6 +33,7 @@ from screening.active.rankers import RankerArguments, build_ranker  # noqa: E402
 from screening.active.stopping import RULES  # noqa: E402
 from screening.active.stopping.base import ReadingState  # noqa: E402
 from screening.cli import ScriptArgumentParser  # noqa: E402
+from screening.errors import exit_on_input_error  # noqa: E402
 
 BASES = (  # (rule, confidence), each run at the target judged
     ("counting_process", 0.5),
@@ -181,4 +182,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_input_error(main)

@@ -18,6 +18,9 @@ ENTRY_POINTS = {
     "scripts/record_run_set.py": ["--output_dir", "out"],
     "run_screening.py": ["simulate", "--data_file", str(DEMO_TRAIN), "--output_dir", "out"],
     "scripts/benchmark_screening.py": ["--output", "out/screening.md"],
+    "scripts/stopping_frontier.py": ["--readings_dir", "r", "--output", "out/frontier.md"],
+    "scripts/stopping_learned.py": ["--readings_dir", "r", "--output", "out/learned.md"],
+    "scripts/stopping_second_opinion.py": ["--readings_dir", "r", "--data_dir", "d", "--output", "out/second.md"],
 }
 
 
