@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark_screening import SIX, commit, kept_readings, load, load_reading, machine  # noqa: E402
 
 from screening import outputs  # noqa: E402
-from screening.active.loop import LoopArguments, next_batch, retrain  # noqa: E402
+from screening.active.loop import LoopArguments, choose_batch, simulate_loop  # noqa: E402
 from screening.active.rankers import RankerArguments, build_ranker  # noqa: E402
 from screening.active.stopping import RULES  # noqa: E402
 from screening.active.stopping.base import ReadingState  # noqa: E402
@@ -67,40 +67,30 @@ def parse(argv=None):
     return args
 
 
-def read_on(default, labels, order, read, seed, until):
-    """Read on with the default ranker, a batch at a time, until `until(order)` or every record is read."""
-    while not read.all():
-        scores = retrain(default, np.asarray(order), labels[order])
-        batch, _ = next_batch(scores, np.flatnonzero(~read), 1, len(order), LoopArguments(), seed)
-        order += batch.tolist()
-        read[batch] = True
-        if until(order):
-            return
-
-
 def second_opinion_run(default, second, labels, reading, rule, check_size, target, seed=0):
     """One run: the kept `reading` up to `rule`'s first stop, then checks of `check_size` records by the `second`
     ranker, reading on with `default` after each check that finds an include. `labels`: every record's, by row.
     Returns stop (records read), found, checks, includes the checks found, n_target of the order read."""
     records, total = labels.size, int(labels.sum())
+
+    def read_on(order, until):  # the screening loop with the default ranker, from the rows read in `order`
+        return simulate_loop(default, labels, order, LoopArguments(), seed, until=until).order.tolist()
+
     first = rule.first_stop(reading)
     order = reading.order[: first.position if first else records].tolist()
-    read = np.zeros(records, dtype=bool)
-    read[order] = True
     checks = by_checks = 0
-    while first and check_size and not read.all():
-        unread = np.flatnonzero(~read)
+    while first and check_size and len(order) < records:
         scores = second.fit_score(np.asarray(order), labels[order])
-        top = unread[np.lexsort((unread, -scores[unread]))][:check_size]
+        top = choose_batch(scores, np.setdiff1d(np.arange(records), order), check_size)
         order += top.tolist()
-        read[top] = True
         checks, by_checks = checks + 1, by_checks + int(labels[top].sum())
         if not labels[top].any():
             break
-        read_on(default, labels, order, read, seed, lambda o: rule.decide(ReadingState(labels[o], records)).stop)
+        order = read_on(order, lambda rows: rule.decide(ReadingState(labels[rows], records)).stop)
     stop, found = len(order), int(labels[order].sum())
     needed = math.ceil(target * total - 1e-9)
-    read_on(default, labels, order, read, seed, lambda o: labels[o].sum() >= needed)  # the oracle stop, if short
+    if found < needed:  # the oracle stop: read on with the default ranker until the target is reached
+        order = read_on(order, lambda rows: labels[rows].sum() >= needed)
     n_target = int(np.searchsorted(np.cumsum(labels[order]), needed)) + 1
     return {"stop": stop, "found": found, "checks": checks, "by_checks": by_checks, "n_target": n_target}
 

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse.linalg
 
 from screening.active import stopping
-from screening.active.loop import LoopArguments, batch_size, choose_batch
+from screening.active.loop import LoopArguments, batch_size, choose_batch, simulate_loop
 from screening.active.rankers import RankerArguments, balanced_weights, build_ranker
 from screening.active.simulate import (
     SimulationArguments,
@@ -45,6 +45,21 @@ def test_choose_batch_takes_the_top_scores_and_a_random_share():
     assert choose_batch(scores, np.array([0, 2, 3, 4, 5]), 3).tolist() == [3, 5, 2]
     drawn = choose_batch(scores, np.arange(6), 4, random_share=0.5, rng=np.random.default_rng(0))
     assert set(drawn[:2]) == {1, 3} or {1, 3} <= set(drawn)
+
+
+def test_loop_until_ends_it_in_place_of_every_include_found():
+    class ByRow:  # reads the rows in order, whatever the labels
+        def fit_score(self, rows, labels):
+            return -np.arange(20.0)
+
+    labels = np.zeros(20, int)
+    labels[[0, 3, 15]] = 1
+    args = LoopArguments(batch_size="4")
+    assert simulate_loop(ByRow(), labels, [0, 1], args, 0).order.tolist() == list(range(18))  # the batch of row 15
+    early = simulate_loop(ByRow(), labels, [0, 1], args, 0, until=lambda rows: len(rows) >= 9)
+    assert early.order.tolist() == list(range(10))  # asked after each batch of 4: before the last include
+    past = simulate_loop(ByRow(), labels[:12], [0, 1], args, 0, until=lambda rows: False)  # includes: rows 0, 3
+    assert past.order.tolist() == list(range(12))  # on past the last include, to the end of the records
 
 
 @pytest.mark.parametrize("ranker", ["tfidf_lr", "tfidf_nb"])

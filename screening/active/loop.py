@@ -119,16 +119,18 @@ class LoopRecord:
     retrains: list
 
 
-def simulate_loop(ranker, labels, priors, loop_args, seed, budget=None):
+def simulate_loop(ranker, labels, priors, loop_args, seed, budget=None, until=None):
     """The screening loop on known `labels`: the priors, then retrain -> next_batch -> read, until every include
-    is found, the records run out or `budget` records are read (the same steps `screen` takes once per call)."""
+    is found, the records run out or `budget` records are read (the same steps `screen` takes once per call).
+    `until(rows read)`: asked after each batch, it ends the loop in place of "every include found" (a stopping
+    rule, which cannot know the includes left)."""
     order, chosen, rounds, retrains = list(priors), [np.nan] * len(priors), [0] * len(priors), []
     read = np.zeros(labels.size, dtype=bool)
     read[priors] = True
     total, found = int(labels.sum()), int(labels[priors].sum())
     limit = min(budget or labels.size, labels.size)
     round_index = 0
-    while found < total and len(order) < limit:
+    while (until is not None or found < total) and len(order) < limit:
         rows = np.asarray(order)
         scores = retrain(ranker, rows, labels[rows])
         retrains.append((len(order), scores))
@@ -140,4 +142,6 @@ def simulate_loop(ranker, labels, priors, loop_args, seed, budget=None):
         chosen += (scores[batch] if scores is not None else np.full(batch.size, np.nan)).tolist()
         rounds += [round_index] * batch.size
         found += int(labels[batch].sum())
+        if until is not None and until(order):
+            break
     return LoopRecord(np.asarray(order), np.asarray(chosen), np.asarray(rounds), retrains)
