@@ -247,9 +247,10 @@ def reading_path(readings_dir, review, ranker, seed):
 
 
 def kept_readings(readings_dir, seeds, ranker=DEFAULT):
-    """(review, path) of each reading kept in `readings_dir` for `ranker` at `seeds`: the six, then the CLEF topics."""
-    paths = [(review, reading_path(readings_dir, review, ranker, seed)) for review in SIX + CLEF for seed in seeds]
-    return [(review, path) for review, path in paths if path.exists()]
+    """(review, seed, path) of each reading kept in `readings_dir` for `ranker` at `seeds`: the six, then the CLEF
+    topics."""
+    paths = [(review, s, reading_path(readings_dir, review, ranker, s)) for review in SIX + CLEF for s in seeds]
+    return [(review, seed, path) for review, seed, path in paths if path.exists()]
 
 
 def save_reading(path, reading):

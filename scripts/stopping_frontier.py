@@ -190,7 +190,7 @@ def markdown(results, args, readings):
 
 def main():
     args = parse()
-    readings = [(review, load_reading(path)) for review, path in kept_readings(args.readings_dir, range(args.seeds))]
+    readings = [(review, load_reading(path)) for review, _, path in kept_readings(args.readings_dir, range(args.seeds))]
     if not readings:
         raise SystemExit(f"error: --readings_dir {args.readings_dir} holds no default-ranker reading")
     results = measure(readings, args.target, args.stricter)

@@ -174,7 +174,7 @@ def markdown(results, args, runs):
 
 def load_runs(args, seeds):
     runs = []
-    for review, path in kept_readings(args.readings_dir, seeds):
+    for review, _, path in kept_readings(args.readings_dir, seeds):
         reading = load_reading(path)
         X, reached, points = features(reading, args.target)
         runs.append({"review": review, "X": X, "reached": reached, "points": points, "records": reading.records,

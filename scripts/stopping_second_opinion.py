@@ -157,14 +157,14 @@ def markdown(runs, args):
 def main():
     args = parse()
     by_review = {}
-    for review, path in kept_readings(args.readings_dir, range(args.seeds)):
-        by_review.setdefault(review, []).append((int(path.stem.rsplit("seed", 1)[1]), path))
+    for review, seed, path in kept_readings(args.readings_dir, range(args.seeds)):
+        by_review.setdefault(review, []).append((seed, path))
     if not by_review:
         raise SystemExit(f"error: --readings_dir {args.readings_dir} holds no default-ranker readings")
     jobs = [(args, review, paths) for review, paths in by_review.items()]
     if args.workers > 1:
         with Pool(args.workers) as pool:
-            runs = [run for part in pool.imap_unordered(review_runs, jobs) for run in part]
+            runs = [run for part in pool.imap(review_runs, jobs) for run in part]
     else:
         runs = [run for job in jobs for run in review_runs(job)]
     outputs.write_text(args.output, markdown(runs, args))
