@@ -253,6 +253,19 @@ def kept_readings(readings_dir, seeds, ranker=DEFAULT):
     return [(review, seed, path) for review, seed, path in paths if path.exists()]
 
 
+def readings_parser(description):
+    """The parser of a script that reads the kept readings (`--readings_dir`); the script adds its own arguments."""
+    parser = ScriptArgumentParser(description=description, formatter_class=__import__("argparse").RawTextHelpFormatter)
+    parser.add_argument("--readings_dir", required=True, help="The readings benchmark_screening.py kept (.npz).")
+    return parser
+
+
+def add_bar_arguments(parser):
+    """The bar a stopping rule is judged against: --bar_reliability, --bar_overshoot."""
+    parser.add_argument("--bar_reliability", type=float, default=0.95, help="The bar: least share of runs.")
+    parser.add_argument("--bar_overshoot", type=float, default=0.10, help="The bar: most mean overshoot.")
+
+
 def save_reading(path, reading):
     """A run's reading: labels and rows in reading order, the retrain points and the scores then (float32; NaN rows
     where there were none)."""

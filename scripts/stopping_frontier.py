@@ -20,11 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark_screening import SIX, commit, kept_readings, load_reading, machine  # noqa: E402
+from benchmark_screening import SIX, add_bar_arguments, commit, kept_readings, load_reading, machine, readings_parser  # noqa: E402
 
 from screening import outputs  # noqa: E402
 from screening.active.stopping import RULES, evaluate  # noqa: E402
-from screening.cli import ScriptArgumentParser  # noqa: E402
 from screening.errors import exit_on_input_error  # noqa: E402
 
 CONFIDENCES = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
@@ -34,13 +33,11 @@ OTHER_CONFIDENCES = (0.5, 0.8, 0.95, 0.99)
 
 
 def parse(argv=None):
-    parser = ScriptArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawTextHelpFormatter)
-    parser.add_argument("--readings_dir", required=True, help="The readings benchmark_screening.py kept (.npz).")
+    parser = readings_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..S-1 of the default ranker's readings.")
     parser.add_argument("--target", type=float, default=0.9, help="The target recall the variants are judged at.")
     parser.add_argument("--stricter", type=float, default=0.95, help="The stricter target a variant may run at.")
-    parser.add_argument("--bar_reliability", type=float, default=0.95, help="The bar: least share of runs.")
-    parser.add_argument("--bar_overshoot", type=float, default=0.10, help="The bar: most mean overshoot.")
+    add_bar_arguments(parser)
     parser.add_argument("--output", default="benchmarks/stopping_frontier.md", help="The markdown written.")
     return parser.parse_args(argv)
 

@@ -22,14 +22,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark_screening import SIX, commit, kept_readings, load_reading, machine  # noqa: E402
+from benchmark_screening import SIX, commit, kept_readings, load_reading, machine, readings_parser  # noqa: E402
 from scipy.stats import poisson  # noqa: E402
 
 from screening import outputs  # noqa: E402
 from screening.active.stopping import RULES, evaluate  # noqa: E402
 from screening.active.stopping.base import checkpoints  # noqa: E402
 from screening.active.stopping.counting import includes_needed  # noqa: E402
-from screening.cli import ScriptArgumentParser  # noqa: E402
 from screening.errors import exit_on_input_error  # noqa: E402
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
@@ -43,8 +42,7 @@ FEATURES = (
 
 
 def parse(argv=None):
-    parser = ScriptArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawTextHelpFormatter)
-    parser.add_argument("--readings_dir", required=True, help="The readings benchmark_screening.py kept (.npz).")
+    parser = readings_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..S-1: fitted on, and judged.")
     parser.add_argument("--fresh_seeds", type=int, default=0, help="Seeds S..S+F-1: judged only (0: none).")
     parser.add_argument("--target", type=float, default=0.9, help="The target recall predicted and judged.")

@@ -25,14 +25,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark_screening import SIX, commit, kept_readings, load, load_reading, machine  # noqa: E402
+from benchmark_screening import (  # noqa: E402
+    SIX,
+    add_bar_arguments,
+    commit,
+    kept_readings,
+    load,
+    load_reading,
+    machine,
+    readings_parser,
+)
 
 from screening import outputs  # noqa: E402
 from screening.active.loop import LoopArguments, choose_batch, simulate_loop  # noqa: E402
 from screening.active.rankers import RankerArguments, build_ranker  # noqa: E402
 from screening.active.stopping import RULES  # noqa: E402
 from screening.active.stopping.base import ReadingState  # noqa: E402
-from screening.cli import ScriptArgumentParser  # noqa: E402
 from screening.errors import exit_on_input_error  # noqa: E402
 
 BASES = (  # (rule, confidence), each run at the target judged
@@ -45,8 +53,7 @@ BASES = (  # (rule, confidence), each run at the target judged
 
 
 def parse(argv=None):
-    parser = ScriptArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawTextHelpFormatter)
-    parser.add_argument("--readings_dir", required=True, help="The readings benchmark_screening.py kept (.npz).")
+    parser = readings_parser(__doc__)
     parser.add_argument("--data_dir", required=True, help="The reviews' CSV files (CLEF topics in clef2017/).")
     parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..S-1 of the default ranker's readings.")
     parser.add_argument("--target", type=float, default=0.9, help="The target recall the rules run at and are judged.")
@@ -54,8 +61,7 @@ def parse(argv=None):
     parser.add_argument("--second_ranker", default="tfidf_nb", help="The registered ranker giving the second opinion.")
     parser.add_argument("--feature_cache_dir", default=None, help="Embedding cache of the default ranker.")
     parser.add_argument("--workers", type=int, default=2, help="Reviews simulated at once.")
-    parser.add_argument("--bar_reliability", type=float, default=0.95, help="The bar: least share of runs.")
-    parser.add_argument("--bar_overshoot", type=float, default=0.10, help="The bar: most mean overshoot.")
+    add_bar_arguments(parser)
     parser.add_argument("--output", default="benchmarks/stopping_second_opinion.md", help="The markdown written.")
     args = parser.parse_args(argv)
     try:
