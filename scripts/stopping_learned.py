@@ -28,7 +28,6 @@ from scipy.stats import poisson  # noqa: E402
 from screening import outputs  # noqa: E402
 from screening.active.stopping import RULES, evaluate  # noqa: E402
 from screening.active.stopping.base import checkpoints  # noqa: E402
-from screening.active.stopping.counting import includes_needed  # noqa: E402
 from screening.errors import exit_on_input_error  # noqa: E402
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
@@ -76,9 +75,9 @@ def features(reading, target):
             n / n_records, math.log(n_records), found, found / n, (n - last) / n_records, (n - last) / n,
             found - found_by[max(n - math.ceil(0.05 * n_records), 0)],
             found - found_by[max(n - math.ceil(0.10 * n_records), 0)],
-            *recalls, half, float(n >= min(10, n_records) and found >= includes_needed(n / n_records)),
+            *recalls, half, float(plain.waiting(state) is None),
         ])  # fmt: skip
-    reached = found_by[np.asarray(points)] >= target * labels.sum()
+    reached = np.asarray(points) >= evaluate.target_point(labels, target)
     return np.asarray(rows, dtype=np.float64), reached, np.asarray(points)
 
 

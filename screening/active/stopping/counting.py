@@ -100,14 +100,21 @@ class CountingProcessRule(StoppingRule):
             )
         return state.cache[key]
 
-    def decide(self, state):
+    def waiting(self, state):
+        """What the rule still waits for before it gives an estimate (a status line), or None once it gives one."""
         if state.found == 0:
-            return Decision(False, detail={"status": "no include found yet"})
+            return "no include found yet"
         if state.read < min(self.min_read, state.records):
-            return Decision(False, detail={"status": f"waits for {self.min_read} records read"})
+            return f"waits for {self.min_read} records read"
         needed = includes_needed(state.read / state.records)
         if state.found < needed:  # a rate fitted on so few includes says nothing yet: no estimate either
-            return Decision(False, detail={"status": f"waits for {needed} includes at this share read"})
+            return f"waits for {needed} includes at this share read"
+        return None
+
+    def decide(self, state):
+        status = self.waiting(state)
+        if status:
+            return Decision(False, detail={"status": status})
         remaining, detail = self.remaining(state)
         return poisson_decision(state.found, remaining, self.target_recall, self.confidence, detail)
 
